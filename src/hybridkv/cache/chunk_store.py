@@ -1,0 +1,149 @@
+"""Chunk-wise retrieval for the dynamic heads of one layer.
+
+Each dynamic head's prompt middle is cut into fixed-size chunks. Chunk bodies live in a cold tier;
+their bounds (bf16 min/max keys) and a small set of slots holding recently used chunks stay resident.
+Every decode step scores all heads' bounds with one batched matmul, picks each head's top chunks that
+fit its budget, and copies in only the chunks that are not already resident (least recently used
+slots are reused). No Python loop over heads or chunks runs per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .summaries import chunk_bounds, upper_bound_scores
+from .tiers import DiskTier, HostTier
+
+
+@dataclass
+class FetchResult:
+    hits: int
+    misses: int
+
+
+class ChunkStore:
+    """Storage and per-step selection for the dynamic heads (those with at least one chunk) of a layer."""
+
+    def __init__(
+        self,
+        bodies_k: list[torch.Tensor],
+        bodies_v: list[torch.Tensor],
+        segments: list[int],
+        n_select: list[int],
+        *,
+        extra_slots: int,
+        tier: HostTier | DiskTier,
+        device: torch.device,
+    ) -> None:
+        """bodies_k/v: one [n_chunks_h, C, D] tensor per dynamic head; segments: b * H_kv + h per head."""
+        self.device = device
+        n_chunks = torch.tensor([b.shape[0] for b in bodies_k], dtype=torch.long)
+        self.n_heads = len(bodies_k)
+        self.chunk_size = bodies_k[0].shape[1]
+        head_dim = bodies_k[0].shape[2]
+        dtype = bodies_k[0].dtype
+        seg_dtype = torch.int16 if max(segments) < 2**15 else torch.int32
+        self.segments = torch.tensor(segments, dtype=seg_dtype, device=device)
+        self.n_select = torch.tensor(n_select, dtype=torch.long, device=device)
+        self.n_chunks = n_chunks.to(device)
+        self.chunk_offset = (torch.cumsum(n_chunks, 0) - n_chunks).to(device)
+
+        # resident bounds, padded across heads only to the longest prompt of the batch (tiny: 1/64 of KV)
+        c_max = int(n_chunks.max())
+        self.kmin = torch.zeros(self.n_heads, c_max, head_dim, dtype=torch.bfloat16, device=device)
+        self.kmax = torch.zeros_like(self.kmin)
+        for i, body in enumerate(bodies_k):
+            lo, hi = chunk_bounds(body)
+            self.kmin[i, : body.shape[0]] = lo.to(device)
+            self.kmax[i, : body.shape[0]] = hi.to(device)
+        self.chunk_valid = torch.arange(c_max, device=device)[None, :] < self.n_chunks[:, None]
+
+        # cold bodies, packed head after head
+        self.cold_k = tier.store(torch.cat(bodies_k))
+        self.cold_v = tier.store(torch.cat(bodies_v))
+
+        # resident slots: n_select (+ extra for reuse) chunks per head, packed
+        n_slots = torch.minimum(self.n_chunks, self.n_select + extra_slots)
+        self.n_slots = n_slots
+        self.slot_offset = torch.cumsum(n_slots, 0) - n_slots
+        total_slots = int(n_slots.sum())
+        c = self.chunk_size
+        self.slot_k = torch.zeros(total_slots, c, head_dim, dtype=dtype, device=device)
+        self.slot_v = torch.zeros_like(self.slot_k)
+        self.slot_chunk = torch.full((total_slots,), -1, dtype=torch.long, device=device)
+        self.slot_used = torch.zeros(total_slots, dtype=torch.long, device=device)
+        slot_head = torch.repeat_interleave(torch.arange(self.n_heads, device=device), n_slots)
+        self.slot_token_seg = torch.repeat_interleave(self.segments[slot_head], c)
+        self.slot_active = torch.zeros(total_slots, dtype=torch.bool, device=device)
+        m = int(n_slots.max()) if self.n_heads else 0
+        ar = torch.arange(m, device=device)
+        self._slot_ok = ar[None, :] < n_slots[:, None]
+        self._slot_idx = torch.where(self._slot_ok, self.slot_offset[:, None] + ar[None, :], 0)
+
+    # ------------------------------------------------------------------ per decode step
+    def select(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries [n_heads, R, D] -> (global chunk ids [n_heads, S], valid [n_heads, S])."""
+        s = int(self.n_select.max()) if self.n_heads else 0
+        if s == 0:
+            empty = torch.zeros(self.n_heads, 0, dtype=torch.long, device=self.device)
+            return empty, empty.bool()
+        scores = upper_bound_scores(queries, self.kmin, self.kmax)
+        scores.masked_fill_(~self.chunk_valid, float("-inf"))
+        top = scores.topk(s, dim=-1).indices
+        valid = torch.arange(s, device=self.device)[None, :] < self.n_select[:, None]
+        return self.chunk_offset[:, None] + top, valid
+
+    def fetch(self, chosen: torch.Tensor, valid: torch.Tensor, step: int) -> FetchResult:
+        """Make every chosen chunk resident, reusing least recently used slots; mark the active slots."""
+        if chosen.shape[1] == 0 or self.slot_k.shape[0] == 0:
+            self.slot_active.zero_()
+            return FetchResult(0, 0)
+        res = torch.where(self._slot_ok, self.slot_chunk[self._slot_idx], -2)  # [H, M]
+        match = (res[:, :, None] == chosen[:, None, :]) & valid[:, None, :]  # [H, M, S]
+        keep_slot = match.any(-1)
+        hit = match.any(1)  # [H, S]
+        miss = valid & ~hit
+        n_miss = miss.sum(1)
+        big = torch.iinfo(torch.long).max
+        free_key = torch.where(keep_slot | ~self._slot_ok, big, self.slot_used[self._slot_idx])
+        free_order = free_key.argsort(dim=1, stable=True)
+        miss_order = (~miss).to(torch.int8).argsort(dim=1, stable=True)
+        j = min(chosen.shape[1], free_order.shape[1])
+        take = torch.arange(j, device=self.device)[None, :] < n_miss[:, None]
+        dst = self._slot_idx.gather(1, free_order[:, :j])[take]
+        src = chosen.gather(1, miss_order[:, :j])[take]
+        if src.numel():
+            src_cpu = src.to(self.cold_k.device)
+            self.slot_k[dst] = self.cold_k[src_cpu].to(self.device, non_blocking=True)
+            self.slot_v[dst] = self.cold_v[src_cpu].to(self.device, non_blocking=True)
+            self.slot_chunk[dst] = src
+        res = torch.where(self._slot_ok, self.slot_chunk[self._slot_idx], -2)
+        active = ((res[:, :, None] == chosen[:, None, :]) & valid[:, None, :]).any(-1) & self._slot_ok
+        self.slot_active.zero_()
+        self.slot_active[self._slot_idx[active]] = True
+        self.slot_used[self._slot_idx[active]] = step
+        n_hit = int(hit.sum())
+        return FetchResult(hits=n_hit, misses=int(n_miss.sum()))
+
+    def slot_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(keys [TS*C, D], values, segment per token, active per token) for segment attention."""
+        d = self.slot_k.shape[-1]
+        active = self.slot_active.repeat_interleave(self.chunk_size)
+        return self.slot_k.view(-1, d), self.slot_v.view(-1, d), self.slot_token_seg, active
+
+    # ------------------------------------------------------------------ accounting
+    def hot_tensors(self) -> list[torch.Tensor]:
+        return [
+            self.kmin, self.kmax, self.chunk_valid, self.slot_k, self.slot_v, self.slot_chunk, self.slot_used,
+            self.slot_token_seg, self.slot_active, self.segments, self.n_select, self.n_chunks, self.chunk_offset,
+            self.n_slots, self.slot_offset, self._slot_ok, self._slot_idx,
+        ]
+
+    def cold_tensors(self) -> list[torch.Tensor]:
+        return [self.cold_k, self.cold_v]
+
+    def attended_chunks(self) -> torch.Tensor:
+        """Chunks attended per step, per dynamic head [n_heads]."""
+        return self.n_select

@@ -1,0 +1,64 @@
+"""HybridCache: a transformers ``Cache`` whose layers compress themselves after prefill."""
+
+from __future__ import annotations
+
+import torch
+from transformers.cache_utils import Cache
+
+from ..config import HybridKVConfig
+from .layer import CacheContext, HybridLayer, Phase
+from .stats import CacheStats, StatsRecorder
+from .tiers import make_tier
+
+
+class HybridCache(Cache):
+    """Pass as ``model.generate(..., past_key_values=cache)`` on a model running the hybridkv attention.
+
+    One cache serves one batch of prompts: ``token_types`` ([B, L], see ``TokenType``) tells text from
+    visual positions for text-prior pruning; without it every position counts as text.
+    """
+
+    def __init__(self, num_layers: int, config: HybridKVConfig, token_types: torch.Tensor | None = None) -> None:
+        self.config = config
+        self.ctx = CacheContext(
+            config=config,
+            token_types=None if token_types is None else token_types.detach().long(),
+            tier=make_tier(config.cold_tier, config.cold_dir),
+            recorder=StatsRecorder(),
+        )
+        super().__init__(layers=[HybridLayer(i, self.ctx) for i in range(num_layers)])
+
+    @property
+    def is_compressed(self) -> bool:
+        return all(layer.phase is Phase.COMPRESSED for layer in self.layers)
+
+    def reset(self) -> None:
+        """Forget everything, so the cache can take a new prompt (re-prefill)."""
+        for layer in self.layers:
+            layer.reset()
+        self.ctx.step = 0
+        self.ctx.recorder = StatsRecorder()
+
+    def hot_bytes(self) -> int:
+        return sum(layer.hot_bytes() for layer in self.layers)
+
+    def cold_bytes(self) -> int:
+        return sum(layer.cold_bytes() for layer in self.layers)
+
+    def stats(self) -> CacheStats:
+        """Measured figures: bytes from tensor storage, head decisions per layer, retrieval per step."""
+        first = self.layers[0]
+        rec = self.ctx.recorder
+        return CacheStats(
+            hot_bytes=self.hot_bytes(),
+            cold_bytes=self.cold_bytes(),
+            full_kv_bytes=sum(layer.full_bytes() for layer in self.layers),
+            prompt_tokens=list(first.row_lengths),
+            generated_tokens=max(first.logical_len - first.prompt_len, 0),
+            heads=[layer.heads for layer in self.layers if layer.heads is not None],
+            steps=self.ctx.step,
+            chunks_fetched_per_step=list(rec.fetched),
+            chunk_hits_per_step=list(rec.hits),
+            time_s={k: round(v, 6) for k, v in rec.time_s.items()},
+            config=self.config.to_dict(),
+        )

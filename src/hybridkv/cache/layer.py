@@ -1,0 +1,285 @@
+"""One layer of the HybridKV cache: full prompt at prefill, then per-head compressed storage.
+
+Lifecycle (explicit state, never guessed from the model's arguments):
+
+* ``EMPTY``     -> ``update`` receives the prompt's K/V and holds them in full -> ``PREFILLED``;
+* ``PREFILLED`` -> the hybridkv attention computes exact prefill attention, then ``compress`` keeps
+  per-head sets and frees the full K/V -> ``COMPRESSED``;
+* ``COMPRESSED`` -> each ``update`` appends to a dense tail shared by all heads; ``attend`` reads the
+  packed resident tokens, the retrieved chunks and the tail.
+
+Storage after compression (per KV head, its own length, nothing padded to a layer maximum):
+static heads keep their text-prior selection; dynamic heads keep sinks + recent window resident and
+their middle in the chunk store (cold bodies, resident bounds and slots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+from transformers.cache_utils import CacheLayerMixin
+
+from ..budget import dynamic_layout, uniform_head_budgets
+from ..classify import classify_static, head_scores
+from ..config import HybridKVConfig
+from ..errors import CacheStateError, InputError
+from ..kernels import merge_partials, segment_attention, tail_attention
+from ..token_types import TokenType
+from .chunk_store import ChunkStore
+from .prefill import analyse_window, key_validity, pooled_importance, protected_positions, text_prior_keep
+from .stats import LayerHeads, StatsRecorder, storage_bytes
+from .tiers import DiskTier, HostTier
+
+
+class Phase(Enum):
+    EMPTY = "empty"
+    PREFILLED = "prefilled"
+    COMPRESSED = "compressed"
+
+
+@dataclass
+class CacheContext:
+    """What every layer of one cache shares: the config, the prompt's token types, tier and counters."""
+
+    config: HybridKVConfig
+    token_types: torch.Tensor | None
+    tier: HostTier | DiskTier
+    recorder: StatsRecorder
+    step: int = 0
+
+
+_NOT_ATTACHED = (
+    "layer {i} of the HybridCache was used without the hybridkv attention function; run generation inside "
+    "`with method(model):` (or load the model with hybridkv.load_model) so the cache can compress"
+)
+
+
+class HybridLayer(CacheLayerMixin):
+    """Per-head variable-length storage for one decoder layer."""
+
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, layer_idx: int, ctx: CacheContext) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.ctx = ctx
+        self._clear()
+
+    def _clear(self) -> None:
+        self.phase = Phase.EMPTY
+        self.keys = self.values = None
+        self.is_initialized = False
+        self.logical_len = 0
+        self.prompt_len = 0
+        self.batch = 0
+        self.kv_heads = 0
+        self.resident_k = self.resident_v = self.resident_seg = None
+        self.chunks: ChunkStore | None = None
+        self.dyn_index: torch.Tensor | None = None  # (b, h) of heads in the chunk store
+        self.tail_k = self.tail_v = None
+        self.tail_len = 0
+        self.heads: LayerHeads | None = None
+        self.row_lengths: list[int] = []  # real (unpadded) prompt tokens per row
+        self._awaiting_attention = False
+
+    # ------------------------------------------------------------------ CacheLayerMixin
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.batch, self.kv_heads, _, self.head_dim = key_states.shape
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if self._awaiting_attention or self.phase is Phase.PREFILLED:
+            raise CacheStateError(_NOT_ATTACHED.format(i=self.layer_idx))
+        q = key_states.shape[-2]
+        if self.phase is Phase.EMPTY:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+            self.prompt_len = self.logical_len = q
+            self.phase = Phase.PREFILLED
+            self._awaiting_attention = True
+            return key_states, value_states
+        self._append_tail(key_states, value_states)
+        self.logical_len += q
+        self._awaiting_attention = True
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        """Logical length (tokens seen), so positions derived from it never shift after eviction."""
+        return self.logical_len
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.logical_len + query_length, 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def reset(self) -> None:
+        self._clear()
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        raise CacheStateError("HybridCache does not support beam search; use greedy or sampling (num_beams=1)")
+
+    # ------------------------------------------------------------------ tail (tokens after the prompt)
+    def _append_tail(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        n = k.shape[-2]
+        cap = 0 if self.tail_k is None else self.tail_k.shape[-2]
+        if self.tail_len + n > cap:  # grow by ~25% (at least 16 tokens): amortised O(1) appends
+            new_cap = max(self.tail_len + n, cap + max(16, cap // 4))
+            shape = (self.batch, self.kv_heads, new_cap, self.head_dim)
+            nk = torch.empty(shape, dtype=k.dtype, device=k.device)
+            nv = torch.empty(shape, dtype=v.dtype, device=v.device)
+            if self.tail_len:
+                nk[:, :, : self.tail_len] = self.tail_k[:, :, : self.tail_len]
+                nv[:, :, : self.tail_len] = self.tail_v[:, :, : self.tail_len]
+            self.tail_k, self.tail_v = nk, nv
+        self.tail_k[:, :, self.tail_len : self.tail_len + n] = k
+        self.tail_v[:, :, self.tail_len : self.tail_len + n] = v
+        self.tail_len += n
+        self.keys = self.tail_k[:, :, : self.tail_len]
+        self.values = self.tail_v[:, :, : self.tail_len]
+
+    # ------------------------------------------------------------------ prefill compression
+    def compress(self, query: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float) -> None:
+        """Classify heads from the observation window and keep, per head, what its type needs."""
+        if self.phase is not Phase.PREFILLED:
+            raise CacheStateError(f"layer {self.layer_idx}: compress() called in phase {self.phase.value}")
+        cfg = self.ctx.config
+        key, value = self.keys, self.values
+        b, hkv, length, _ = key.shape
+        key_valid = key_validity(attention_mask, b, length, key.device)
+        types = self._token_types(b, length, key.device)
+        win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
+        scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
+        static = classify_static(scores, cfg.theta, cfg.head_types)
+        floor = cfg.sinks + cfg.window
+        budgets = uniform_head_budgets(cfg.budget, win.lengths.cpu(), hkv, floor=floor).to(key.device)
+
+        importance = pooled_importance(win.probs, cfg.pooling_kernel)
+        keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
+        resident = torch.where(static[..., None], keep, protected_positions(key_valid, sinks=cfg.sinks, window=0))
+
+        hot_tokens = keep.sum(-1).tolist()
+        cold_tokens = [[0] * hkv for _ in range(b)]
+        bodies_k, bodies_v, segments, n_select, dyn = [], [], [], [], []
+        first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
+        lengths = win.lengths.tolist()
+        self.row_lengths = [int(n) for n in lengths]
+        for bi, hi in (~static).nonzero().tolist():  # once per prefill, not per step
+            lay = dynamic_layout(
+                lengths[bi], int(budgets[bi, hi]), sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size
+            )
+            start = first_real[bi] + lay.sinks
+            stop = start + lay.n_chunks * lay.chunk_size
+            resident[bi, hi, first_real[bi] : start] = True
+            resident[bi, hi, stop:] = key_valid[bi, stop:]
+            hot_tokens[bi][hi] = lay.attended_tokens
+            cold_tokens[bi][hi] = lay.n_chunks * lay.chunk_size
+            if lay.n_chunks:
+                bodies_k.append(key[bi, hi, start:stop].reshape(lay.n_chunks, lay.chunk_size, -1))
+                bodies_v.append(value[bi, hi, start:stop].reshape(lay.n_chunks, lay.chunk_size, -1))
+                segments.append(bi * hkv + hi)
+                n_select.append(lay.n_select)
+                dyn.append((bi, hi))
+
+        counts = resident.sum(-1).flatten()  # boolean indexing flattens in (b, h, l) order
+        self.resident_k = key[resident].contiguous()
+        self.resident_v = value[resident].contiguous()
+        seg_dtype = torch.int16 if b * hkv < 2**15 else torch.int32  # per-token metadata kept small
+        self.resident_seg = torch.repeat_interleave(torch.arange(b * hkv, device=key.device, dtype=seg_dtype), counts)
+        if bodies_k:
+            self.chunks = ChunkStore(
+                bodies_k, bodies_v, segments, n_select,
+                extra_slots=cfg.lru_extra_chunks, tier=self.ctx.tier, device=key.device,
+            )
+            self.dyn_index = torch.tensor(dyn, dtype=torch.long, device=key.device)
+            # warm the slots with the chunks the observation window itself would pick
+            w = min(cfg.window, length)
+            grouped = query[:, :, -w:, :].reshape(b, hkv, -1, query.shape[-1])
+            chosen, valid = self.chunks.select(grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]])
+            self.chunks.fetch(chosen, valid, step=0)
+        self.heads = LayerHeads(
+            scores=[[round(float(s), 6) for s in row] for row in scores.tolist()],
+            static=static.tolist(),
+            budget=budgets.tolist(),
+            hot_tokens=hot_tokens,
+            cold_tokens=cold_tokens,
+        )
+        self.keys = self.values = None  # the full prompt K/V is released here
+        self.phase = Phase.COMPRESSED
+        self._awaiting_attention = False
+
+    def _token_types(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
+        types = self.ctx.token_types
+        if types is None:
+            return torch.full((batch, length), int(TokenType.TEXT), dtype=torch.long, device=device)
+        if tuple(types.shape) != (batch, length):
+            raise InputError(
+                f"the cache was made for inputs of shape {tuple(types.shape)} but the prompt is {(batch, length)}; "
+                "make one cache per prompt with method.make_cache(model, inputs)"
+            )
+        return types.to(device)
+
+    # ------------------------------------------------------------------ decode attention
+    def attend(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
+        """Attention of the new queries [B, H_q, q, D] over resident + retrieved + tail; returns [B, q, H_q, D]."""
+        if self.phase is not Phase.COMPRESSED:
+            raise CacheStateError(f"layer {self.layer_idx}: attend() called in phase {self.phase.value}")
+        if self.layer_idx == 0:
+            self.ctx.step += 1  # one decode forward = one step, counted once per model call
+        step = self.ctx.step - 1
+        b, hq, q, d = query.shape
+        g = hq // self.kv_heads
+        q_cols = query.reshape(b * hq * q, d)
+        col_seg = (torch.arange(b * hq, device=query.device) // g).repeat_interleave(q)
+        outs, lses = [], []
+        o, l = segment_attention(q_cols, col_seg, self.resident_k, self.resident_v, self.resident_seg, scaling)
+        outs.append(o)
+        lses.append(l)
+        if self.chunks is not None:
+            with self.ctx.recorder.timed("retrieval"):
+                grouped = query.reshape(b, self.kv_heads, g * q, d)
+                dq = grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]]  # [n_dyn, G*q, D]
+                chosen, valid = self.chunks.select(dq)
+                res = self.chunks.fetch(chosen, valid, step + 1)
+                self.ctx.recorder.record_fetch(step, res.hits, res.misses)
+            sk, sv, sseg, sact = self.chunks.slot_tokens()
+            o, l = segment_attention(q_cols, col_seg, sk, sv, sseg, scaling, active=sact)
+            outs.append(o)
+            lses.append(l)
+        o, l = tail_attention(query, self.keys, self.values, scaling)
+        outs.append(o)
+        lses.append(l)
+        out = merge_partials(outs, lses).reshape(b, hq, q, d)
+        self._awaiting_attention = False
+        return out.transpose(1, 2).contiguous()
+
+    def mark_attended(self) -> None:
+        """The attention of the current forward has run (prefill path)."""
+        self._awaiting_attention = False
+
+    # ------------------------------------------------------------------ accounting
+    def hot_tensors(self) -> list[torch.Tensor | None]:
+        own = [self.resident_k, self.resident_v, self.resident_seg, self.tail_k, self.tail_v, self.dyn_index]
+        if self.phase is Phase.PREFILLED:
+            own += [self.keys, self.values]
+        return own + (self.chunks.hot_tensors() if self.chunks is not None else [])
+
+    def cold_tensors(self) -> list[torch.Tensor]:
+        return self.chunks.cold_tensors() if self.chunks is not None else []
+
+    def hot_bytes(self) -> int:
+        return storage_bytes(self.hot_tensors())
+
+    def cold_bytes(self) -> int:
+        return storage_bytes(self.cold_tensors())
+
+    def full_bytes(self) -> int:
+        """Bytes a DynamicCache would hold for the same tokens (padded prompt + tail)."""
+        if not self.is_initialized:
+            return 0
+        itemsize = torch.empty((), dtype=self.dtype).element_size()
+        return 2 * self.batch * self.kv_heads * self.logical_len * self.head_dim * itemsize

@@ -1,0 +1,91 @@
+"""Configuration of the HybridKV cache, validated on construction.
+
+Vocabulary used across the package: a *budget* is either a ratio of the prompt (a float in (0, 1]) or a
+number of tokens per KV head (an int >= 1); *tokens* always count positions of one KV head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .errors import BudgetError, ConfigError
+
+HeadTypePolicy = Literal["online", "static", "dynamic"]
+ColdTier = Literal["host", "disk"]
+
+
+def validate_budget(budget: float | int) -> float | int:
+    """Reject budgets that cannot mean anything before any model work is done."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        raise BudgetError(
+            f"budget must be a ratio in (0, 1] (e.g. 0.1) or an int >= 1 of tokens per KV head, got {budget!r}"
+        )
+    if isinstance(budget, int):
+        if budget < 1:
+            raise BudgetError(f"a token budget must be an int >= 1 per KV head, got {budget}; use e.g. 256 or 0.1")
+        return budget
+    if not (0.0 < budget <= 1.0):
+        raise BudgetError(f"a budget ratio must be in (0, 1], got {budget}; use e.g. 0.1 for 10% of the prompt")
+    return float(budget)
+
+
+@dataclass(frozen=True)
+class HybridKVConfig:
+    """Everything that decides what the cache keeps.
+
+    Defaults are the project's choices where the paper is silent (see docs/method.md): the paper fixes
+    only theta = 0.9 and the per-input online classification.
+    """
+
+    budget: float | int = 0.1
+    """Ratio of each prompt kept per KV head (float), or tokens per KV head (int)."""
+    theta: float = 0.9
+    """A KV head is static when its text-centric concentration score is >= theta."""
+    score: str = "topk_mass"
+    """Name of the text-centric score (see ``hybridkv.classify.SCORES``)."""
+    score_top_ratio: float = 0.05
+    """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
+    head_types: HeadTypePolicy = "online"
+    """``online`` classifies per input; ``static`` / ``dynamic`` force every head (the paper's ablations)."""
+    window: int = 16
+    """Observation window: the prompt's last tokens, whose queries score heads and tokens; always kept."""
+    sinks: int = 4
+    """First prompt tokens always kept (attention sinks)."""
+    pooling_kernel: int = 7
+    """Max-pooling width over token scores, so kept visual tokens come with their neighbours."""
+    chunk_size: int = 16
+    """Tokens per chunk of a dynamic head in the cold tier."""
+    lru_extra_chunks: int = 0
+    """Resident chunk slots per dynamic head beyond what one step attends (kept for reuse, LRU)."""
+    cold_tier: ColdTier = "host"
+    """Where dynamic heads' chunk bodies live: host memory, or a memory-mapped file on disk."""
+    cold_dir: str | None = None
+    """Directory for the disk tier (a temporary directory when None)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Method-specific options (kept for forward compatibility, recorded in results)."""
+
+    def __post_init__(self) -> None:
+        validate_budget(self.budget)
+        if not (0.0 <= self.theta <= 1.0):
+            raise ConfigError(f"theta must be in [0, 1], got {self.theta}")
+        if not (0.0 < self.score_top_ratio <= 1.0):
+            raise ConfigError(f"score_top_ratio must be in (0, 1], got {self.score_top_ratio}")
+        if self.head_types not in ("online", "static", "dynamic"):
+            raise ConfigError(f"head_types must be online, static or dynamic, got {self.head_types!r}")
+        for name in ("window", "chunk_size", "pooling_kernel"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.sinks < 0 or self.lru_extra_chunks < 0:
+            raise ConfigError("sinks and lru_extra_chunks must be >= 0")
+        if self.pooling_kernel % 2 == 0:
+            raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
+        if self.cold_tier not in ("host", "disk"):
+            raise ConfigError(f"cold_tier must be 'host' or 'disk', got {self.cold_tier!r}")
+        from .classify import SCORES  # local import: classify depends on nothing here
+
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
