@@ -7,7 +7,7 @@ from transformers.cache_utils import Cache
 
 from ..config import HybridKVConfig
 from .layer import CacheContext, HybridLayer, Phase
-from .stats import CacheStats, StatsRecorder
+from .stats import CacheStats, StatsRecorder, storage_bytes
 from .tiers import make_tier
 
 
@@ -40,7 +40,8 @@ class HybridCache(Cache):
         self.ctx.recorder = StatsRecorder()
 
     def hot_bytes(self) -> int:
-        return sum(layer.hot_bytes() for layer in self.layers)
+        """Every layer's resident tensors, plus the prompt's token-type map the cache holds."""
+        return sum(layer.hot_bytes() for layer in self.layers) + storage_bytes([self.ctx.token_types])
 
     def cold_bytes(self) -> int:
         return sum(layer.cold_bytes() for layer in self.layers)

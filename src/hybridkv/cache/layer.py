@@ -160,7 +160,8 @@ class HybridLayer(CacheLayerMixin):
 
         importance = pooled_importance(win.probs, cfg.pooling_kernel)
         keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
-        resident = torch.where(static[..., None], keep, protected_positions(key_valid, sinks=cfg.sinks, window=0))
+        sinks_only = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :]
+        resident = torch.where(static[..., None], keep, sinks_only)
 
         hot_tokens = keep.sum(-1).tolist()
         cold_tokens = [[0] * hkv for _ in range(b)]

@@ -1,0 +1,69 @@
+"""HybridKV (arXiv 2604.05887): static heads pruned text-first, dynamic heads served by chunk retrieval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+from transformers import PreTrainedModel
+
+from ..attention import attached
+from ..cache import HybridCache
+from ..config import HybridKVConfig
+from .base import Method
+
+
+@dataclass
+class HybridKV(Method):
+    """Per-input head classification at prefill, then a different compression per head type.
+
+    Every field of ``HybridKVConfig`` is accepted as a keyword (budget, theta, score, window, sinks,
+    chunk_size, cold_tier, ...); the config validates them on construction.
+    """
+
+    name: ClassVar[str] = "hybridkv"
+    forced_head_types: ClassVar[str | None] = None
+    config: HybridKVConfig = field(default_factory=HybridKVConfig)
+
+    def __init__(self, config: HybridKVConfig | None = None, **options: Any) -> None:
+        if self.forced_head_types is not None:
+            options.setdefault("head_types", self.forced_head_types)
+        self.config = config if config is not None else HybridKVConfig(**options)
+
+    def make_cache(self, model: PreTrainedModel, inputs: Mapping[str, torch.Tensor] | None = None) -> HybridCache:
+        from ..models import get_adapter
+
+        adapter = get_adapter(model)
+        text_config = adapter.text_config(model.config)
+        token_types = adapter.token_types(inputs, model.config) if inputs is not None else None
+        return HybridCache(text_config.num_hidden_layers, self.config, token_types)
+
+    @contextmanager
+    def __call__(self, model: PreTrainedModel) -> Iterator[PreTrainedModel]:
+        from ..models import get_adapter
+
+        with attached(model, get_adapter(model)):
+            yield model
+
+    def describe(self) -> dict[str, Any]:
+        cfg = {f.name: getattr(self.config, f.name) for f in fields(self.config) if f.name != "extra"}
+        return {"method": self.name, **cfg}
+
+
+@dataclass(init=False)
+class TextPriorOnly(HybridKV):
+    """Ablation: every head static (text-prior pruning everywhere)."""
+
+    name: ClassVar[str] = "text-prior-only"
+    forced_head_types: ClassVar[str | None] = "static"
+
+
+@dataclass(init=False)
+class RetrievalOnly(HybridKV):
+    """Ablation: every head dynamic (chunk retrieval everywhere, Quest-like)."""
+
+    name: ClassVar[str] = "retrieval-only"
+    forced_head_types: ClassVar[str | None] = "dynamic"

@@ -1,0 +1,47 @@
+"""Terminal output: results as rich tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def human_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def print_generation(record: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]{record['method']}[/bold] (budget {record['budget']}): {record['text']!r}")
+    print_rows([record], console=console)
+
+
+def print_rows(records: Sequence[dict[str, Any]], *, title: str | None = None, console: Console | None = None) -> None:
+    """One row per generation: method, KV bytes per tier, ratio to the full cache, timings."""
+    console = console or Console()
+    table = Table(title=title)
+    for col in ("case", "method", "prompt tok", "hot KV", "cold KV", "hot / full", "decode ms/tok", "answer"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        ratio = r.get("hot_ratio")
+        table.add_row(
+            str(r.get("case", "-")),
+            str(r["method"]),
+            str(r["prompt_tokens"]),
+            human_bytes(r["kv_bytes"]["hot"]),
+            human_bytes(r["kv_bytes"]["cold"]),
+            "-" if ratio is None else f"{ratio:.3f}",
+            f"{r['decode_ms_per_token']:.1f}",
+            repr(r["text"])[:40],
+        )
+    console.print(table)
