@@ -57,7 +57,7 @@ def test_full_budget_matches_dynamic_cache(tiny, family, case, head_types):
         out = greedy(loaded.model, inputs, cache)
 
     assert torch.equal(out.sequences, ref.sequences)
-    diff = max((a - b).abs().max().item() for a, b in zip(out.logits, ref.logits))
+    diff = max((a - b).abs().max().item() for a, b in zip(out.logits, ref.logits, strict=True))
     assert diff < 1e-5
     stats = cache.stats()
     if head_types == "dynamic":

@@ -71,9 +71,9 @@ def test_hot_bytes_are_real_and_small(big_prompt):
     for layer in cache.layers:
         per_head = torch.bincount(layer.resident_seg.long(), minlength=layer.batch * layer.kv_heads)
         lengths.update(per_head.tolist())
-        for row_static, row_hot in zip(layer.heads.static, layer.heads.hot_tokens):
-            for is_static, hot in zip(row_static, row_hot):
-                assert hot <= max(layer.heads.budget[0])
+        for row_budget, row_hot in zip(layer.heads.budget, layer.heads.hot_tokens, strict=True):
+            for budget, hot in zip(row_budget, row_hot, strict=True):
+                assert hot <= budget  # attended per step never exceeds the head's budget
     assert len(lengths) > 1
 
 

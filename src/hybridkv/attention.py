@@ -42,7 +42,9 @@ def hybridkv_attention(
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     if cache is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs
+        )
     layer = cache.layers[module.layer_idx]
     if layer.phase is Phase.PREFILLED:
         out, _ = sdpa_attention_forward(

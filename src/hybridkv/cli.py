@@ -28,7 +28,9 @@ def parse_budget(text: str) -> float | int:
         else:
             value = int(raw)
     except ValueError:
-        raise BudgetError(f"--budget {text!r} is not a number; use a ratio like 0.1 or 10%, or tokens like 256") from None
+        raise BudgetError(
+            f"--budget {text!r} is not a number; use a ratio like 0.1 or 10%, or tokens like 256"
+        ) from None
     return validate_budget(value)
 
 

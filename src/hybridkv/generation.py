@@ -66,7 +66,7 @@ def generate(
             )
     seqs = out if isinstance(out, torch.Tensor) else out.sequences
     prompt_len = inputs["input_ids"].shape[1]
-    gaps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:])]
+    gaps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:], strict=False)]
     decode_ms = 1000.0 * float(torch.tensor(gaps).median()) if gaps else float("nan")
     if isinstance(cache, HybridCache):
         stats = cache.stats()

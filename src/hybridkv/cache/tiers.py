@@ -39,7 +39,9 @@ class DiskTier:
         try:
             self.directory = tempfile.mkdtemp(prefix="hybridkv-cold-", dir=directory)
         except OSError as exc:
-            raise StorageError(f"cannot create the disk tier in {directory!r}: {exc}; pass a writable --cold-dir") from exc
+            raise StorageError(
+                f"cannot create the disk tier in {directory!r}: {exc}; pass a writable --cold-dir"
+            ) from exc
         self._count = 0
         self._finalizer = weakref.finalize(self, shutil.rmtree, self.directory, True)
 
