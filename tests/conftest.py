@@ -15,7 +15,7 @@ import torch  # noqa: E402
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny(family: str):
     from hybridkv.models import tiny_random_model
 
