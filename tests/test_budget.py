@@ -7,7 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridkv.budget import dynamic_layout, prompt_tokens_budget, uniform_head_budgets
+from hybridkv.budget import (
+    allocate_layer,
+    dynamic_layout,
+    prompt_tokens_budget,
+    proportional_split,
+    two_level_allocation,
+    uniform_allocation,
+)
 from hybridkv.config import HybridKVConfig
 from hybridkv.errors import BudgetError, ConfigError
 
@@ -43,17 +50,72 @@ def test_ratio_one_keeps_everything_and_rounding_is_up():
 def test_dynamic_layout_invariants(length, budget, sinks, window, chunk):
     budget = prompt_tokens_budget(budget, length, floor=sinks + window)
     lay = dynamic_layout(length, budget, sinks=sinks, window=window, chunk_size=chunk)
-    assert lay.sinks + lay.n_chunks * chunk + lay.window == length  # every token is somewhere, chunks are full
-    assert lay.window >= min(window, length - lay.sinks)
+    assert lay.sinks + lay.middle + lay.window == length  # every token is somewhere
+    assert lay.n_chunks * chunk >= lay.middle > (lay.n_chunks - 1) * chunk or lay.middle == 0
+    assert lay.window == min(window, length - lay.sinks)
     assert 0 <= lay.n_select <= lay.n_chunks
-    assert lay.attended_tokens <= max(budget, lay.resident_tokens)  # never above budget beyond the floor
+    assert lay.attended_tokens <= budget  # never above budget
     if budget >= length:
         assert lay.n_select == lay.n_chunks  # full budget retrieves every chunk
 
 
-def test_uniform_head_budgets_shape_and_rows():
-    out = uniform_head_budgets(0.5, torch.tensor([10, 100]), 3, floor=4)
+def test_uniform_allocation_per_row():
+    static = torch.tensor([[True, False, True], [False, False, True]])
+    out = allocate_layer("uniform", 0.5, static, torch.rand(2, 3), [10, 100], floor=4, sinks=1, window=3,
+                         chunk_size=4, r=1.0)
     assert out.tolist() == [[5, 5, 5], [50, 50, 50]]
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    n=st.integers(1, 8),
+    length=st.integers(1, 2000),
+    per_head=st.integers(1, 2000),
+    sinks=st.integers(0, 4),
+    window=st.integers(1, 16),
+    chunk=st.sampled_from([1, 4, 16, 32]),
+    r=st.floats(0.1, 4.0),
+)
+def test_two_level_allocation_invariants(data, n, length, per_head, sinks, window, chunk, r):
+    static = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    scores = data.draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n))
+    floor = sinks + window
+    per_head = prompt_tokens_budget(per_head, length, floor=floor)
+    total = n * per_head
+    kw = dict(floor=floor, sinks=sinks, window=window, chunk_size=chunk, r=r)
+    out = two_level_allocation(total, static, scores, length, **kw)
+    assert sum(out) == total  # exact
+    assert all(min(floor, length) <= b <= length for b in out)  # floors and caps
+    assert out == two_level_allocation(total, static, scores, length, **kw)  # deterministic
+    for b, s in zip(out, static, strict=True):
+        if not s:  # a dynamic head never attends beyond its budget after chunk rounding
+            lay = dynamic_layout(length, b, sinks=sinks, window=window, chunk_size=chunk)
+            assert lay.attended_tokens <= b
+    if any(static) and not all(static):
+        dyn = [b for b, s in zip(out, static, strict=True) if not s]
+        assert max(dyn) - min(dyn) <= 1  # dynamic heads share evenly (up to integer rounding)
+
+
+def test_static_heads_share_in_proportion_to_score():
+    out = two_level_allocation(300, [True, True, False], [0.9, 0.3, 0.5], 1000, floor=0, sinks=0, window=1,
+                               chunk_size=1, r=1.0)
+    assert out[2] == 100 and out[0] > out[1] and abs(out[0] / out[1] - 3.0) < 0.05
+
+
+@SETTINGS
+@given(
+    total=st.integers(0, 10_000),
+    weights=st.lists(st.floats(0, 5), min_size=1, max_size=10),
+    cap=st.integers(0, 3000),
+)
+def test_proportional_split_exact_and_capped(total, weights, cap):
+    caps = [cap] * len(weights)
+    out = proportional_split(total, weights, caps)
+    assert sum(out) == min(total, sum(caps)) and all(0 <= o <= cap for o in out)
+    assert uniform_allocation(total, [True] * len(weights), weights, cap) == proportional_split(
+        min(total, len(weights) * cap), [1.0] * len(weights), caps
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -1, 0.0, -0.5, 1.5, 2.0, "0.1", None, True, float("nan")])

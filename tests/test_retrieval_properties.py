@@ -38,36 +38,36 @@ def test_chunk_score_never_below_true_max(seed, n_chunks, chunk, dim, rows, scal
 @SETTINGS
 @given(
     seed=st.integers(0, 2**31 - 1),
-    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=4),
     chunk=st.integers(1, 8),
     group=st.integers(1, 3),
     extra=st.integers(0, 2),
 )
 def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, group, extra):
-    """Heads with different chunk counts; budget covers all chunks; one decode query per query head."""
+    """Heads with different token counts (partial last chunks); budget covers all chunks."""
     g = torch.Generator().manual_seed(seed)
     dim, heads = 8, len(lengths)
-    bodies_k = [torch.randn(n, chunk, dim, generator=g) for n in lengths]
-    bodies_v = [torch.randn(n, chunk, dim, generator=g) for n in lengths]
+    bodies_k = [torch.randn(n, dim, generator=g) for n in lengths]
+    bodies_v = [torch.randn(n, dim, generator=g) for n in lengths]
+    n_chunks = [-(-n // chunk) for n in lengths]
     store = ChunkStore(
-        bodies_k, bodies_v, list(range(heads)), list(lengths), extra_slots=extra, tier=HostTier(),
+        bodies_k, bodies_v, list(range(heads)), n_chunks, chunk_size=chunk, extra_slots=extra, tier=HostTier(),
         device=torch.device("cpu"),
     )
     query = torch.randn(heads, group, dim, generator=g)
     chosen, valid = store.select(query)
-    assert int(valid.sum()) == sum(lengths)
+    assert int(valid.sum()) == sum(n_chunks)
     store.fetch(chosen, valid, step=1)
     sk, sv, sseg, sact = store.slot_tokens()
     col_seg = torch.arange(heads).repeat_interleave(group)
     out, lse = segment_attention(query.reshape(-1, dim), col_seg, sk, sv, sseg, 0.5, active=sact)
     for h in range(heads):
-        k = bodies_k[h].reshape(-1, dim)
-        v = bodies_v[h].reshape(-1, dim)
+        k, v = bodies_k[h], bodies_v[h]
         p = torch.softmax(query[h] @ k.T * 0.5, dim=-1)
         torch.testing.assert_close(out[h * group : (h + 1) * group], p @ v, atol=1e-5, rtol=1e-5)
     # a second fetch of the same selection is all hits
     again = store.fetch(chosen, valid, step=2)
-    assert again.misses == 0 and again.hits == sum(lengths)
+    assert again.misses == 0 and again.hits == sum(n_chunks)
 
 
 @SETTINGS
@@ -75,8 +75,8 @@ def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, grou
 def test_retrieval_attends_at_most_the_budget(seed, n_select, n_chunks):
     g = torch.Generator().manual_seed(seed)
     store = ChunkStore(
-        [torch.randn(n_chunks, 4, 8, generator=g)], [torch.randn(n_chunks, 4, 8, generator=g)], [0], [n_select],
-        extra_slots=2, tier=HostTier(), device=torch.device("cpu"),
+        [torch.randn(n_chunks * 4 - 1, 8, generator=g)], [torch.randn(n_chunks * 4 - 1, 8, generator=g)], [0],
+        [n_select], chunk_size=4, extra_slots=2, tier=HostTier(), device=torch.device("cpu"),
     )
     for step in range(1, 4):
         query = torch.randn(1, 2, 8, generator=g)

@@ -31,21 +31,16 @@ def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) ->
     return max(min(floor, prompt_len), min(tokens, prompt_len))
 
 
-def uniform_head_budgets(budget: float | int, prompt_lens: torch.Tensor, n_heads: int, *, floor: int) -> torch.Tensor:
-    """Even split: every KV head of row b keeps the same number of tokens. Returns a long [B, n_heads]."""
-    per_row = [prompt_tokens_budget(budget, int(n), floor=floor) for n in prompt_lens.tolist()]
-    return torch.tensor(per_row, dtype=torch.long).unsqueeze(1).expand(-1, n_heads).clone()
-
-
 @dataclass(frozen=True)
 class DynamicLayout:
     """How a dynamic head of one prompt splits into always-resident tokens and retrievable chunks.
 
-    The prompt is ``sinks`` tokens, then ``n_chunks`` chunks of ``chunk_size`` tokens, then a recent
-    window of ``window`` tokens; the window absorbs the remainder so that every chunk is full.
+    The prompt is ``sinks`` tokens, then ``middle`` tokens cut into ``n_chunks`` chunks of
+    ``chunk_size`` (the last one may be partial), then the recent ``window``.
     """
 
     sinks: int
+    middle: int
     n_chunks: int
     chunk_size: int
     window: int
@@ -57,15 +52,141 @@ class DynamicLayout:
 
     @property
     def attended_tokens(self) -> int:
-        return self.resident_tokens + self.n_select * self.chunk_size
+        """Upper bound of tokens attended per step (exact unless the partial chunk is among those picked)."""
+        return self.resident_tokens + min(self.n_select * self.chunk_size, self.middle)
 
 
 def dynamic_layout(prompt_len: int, budget_tokens: int, *, sinks: int, window: int, chunk_size: int) -> DynamicLayout:
     """Split a dynamic head's prompt so that sinks + window + selected chunks never exceed its budget."""
     sinks = min(sinks, prompt_len)
-    middle = max(prompt_len - sinks - window, 0)
-    n_chunks = middle // chunk_size
-    window_eff = prompt_len - sinks - n_chunks * chunk_size
-    spare = budget_tokens - sinks - window_eff
-    n_select = max(0, min(n_chunks, spare // chunk_size))
-    return DynamicLayout(sinks=sinks, n_chunks=n_chunks, chunk_size=chunk_size, window=window_eff, n_select=n_select)
+    window = min(window, prompt_len - sinks)
+    middle = prompt_len - sinks - window
+    n_chunks = -(-middle // chunk_size)
+    spare = budget_tokens - sinks - window
+    n_select = n_chunks if spare >= middle else max(0, min(n_chunks, spare // chunk_size))
+    return DynamicLayout(
+        sinks=sinks, middle=middle, n_chunks=n_chunks, chunk_size=chunk_size, window=window, n_select=n_select
+    )
+
+
+def _largest_remainder(shares: list[float], total: int, caps: list[int]) -> list[int]:
+    """Integers within [0, caps] summing to min(total, sum(caps)), as close to ``shares`` as possible."""
+    base = [min(int(math.floor(s)), c) for s, c in zip(shares, caps, strict=True)]
+    left = min(total, sum(caps)) - sum(base)
+    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - math.floor(shares[i])), i))
+    while left > 0:
+        moved = False
+        for i in order:
+            if left and base[i] < caps[i]:
+                base[i] += 1
+                left -= 1
+                moved = True
+        if not moved:
+            break
+    return base
+
+
+def proportional_split(total: int, weights: list[float], caps: list[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` with per-item caps (water-filling), integers, exact sum."""
+    n = len(weights)
+    if n == 0 or total <= 0:
+        return [0] * n
+    shares = [0.0] * n
+    free = [i for i in range(n) if caps[i] > 0]
+    remaining = float(min(total, sum(caps)))
+    while free and remaining > 1e-9:
+        w = [max(weights[i], 1e-12) for i in free]
+        scale = remaining / sum(w)
+        capped = [i for i, wi in zip(free, w, strict=True) if shares[i] + wi * scale >= caps[i]]
+        if not capped:
+            for i, wi in zip(free, w, strict=True):
+                shares[i] += wi * scale
+            break
+        for i in capped:
+            remaining -= caps[i] - shares[i]
+            shares[i] = float(caps[i])
+        free = [i for i in free if i not in capped]
+    return _largest_remainder(shares, total, caps)
+
+
+def two_level_allocation(
+    total: int,
+    static: list[bool],
+    scores: list[float],
+    prompt_len: int,
+    *,
+    floor: int,
+    sinks: int,
+    window: int,
+    chunk_size: int,
+    r: float = 1.0,
+) -> list[int]:
+    """HybridKV's top-down split for one layer and prompt: head type first, then each head.
+
+    Every head first gets the floor. The spare is split between the types so that a dynamic head
+    weighs ``r`` static heads (``r = 1``: an even split across types). Dynamic heads share theirs
+    evenly and are rounded down to whole chunks; what rounding frees goes to the static heads, which
+    share their pool in proportion to their text-centric score (more concentrated, more kept), each
+    capped at the prompt. Integers; the sum is exactly ``total`` whenever the prompt can hold it.
+    """
+    n = len(static)
+    floor = min(floor, prompt_len)
+    total = min(total, n * prompt_len)
+    out = [floor] * n
+    spare = total - n * floor
+    if n == 0 or spare <= 0:
+        return out
+    dyn = [i for i in range(n) if not static[i]]
+    sta = [i for i in range(n) if static[i]]
+    dyn_pool = spare if not sta else round(spare * r * len(dyn) / (len(sta) + r * len(dyn)))
+    if dyn:
+        each = floor + dyn_pool // len(dyn)
+        lay = dynamic_layout(prompt_len, min(each, prompt_len), sinks=sinks, window=window, chunk_size=chunk_size)
+        attended = lay.attended_tokens if sta else min(each, prompt_len)
+        for i in dyn:
+            out[i] = attended
+    static_pool = total - sum(out)
+    if sta:
+        extra = proportional_split(static_pool, [scores[i] for i in sta], [prompt_len - floor] * len(sta))
+        for i, e in zip(sta, extra, strict=True):
+            out[i] += e
+    if dyn and sum(out) < total:  # static heads are full: return the rest to the dynamic heads
+        extra = proportional_split(total - sum(out), [1.0] * len(dyn), [prompt_len - out[i] for i in dyn])
+        for i, e in zip(dyn, extra, strict=True):
+            out[i] += e
+    return out
+
+
+def uniform_allocation(total: int, static: list[bool], scores: list[float], prompt_len: int, **_: object) -> list[int]:
+    """Every head the same share (the ``hybridkv-uniform`` ablation and the classic baselines)."""
+    n = len(static)
+    return proportional_split(min(total, n * prompt_len), [1.0] * n, [prompt_len] * n)
+
+
+ALLOCATORS = {"uniform": uniform_allocation, "hybridkv": two_level_allocation}
+
+
+def allocate_layer(
+    name: str,
+    budget: float | int,
+    static: torch.Tensor,
+    scores: torch.Tensor,
+    lengths: list[int],
+    *,
+    floor: int,
+    sinks: int,
+    window: int,
+    chunk_size: int,
+    r: float,
+) -> torch.Tensor:
+    """Per-head budgets [B, H_kv] for one layer: each row's total is its per-head budget times H_kv."""
+    fn = ALLOCATORS[name]
+    rows = []
+    n_heads = static.shape[1]
+    for b, length in enumerate(lengths):
+        total = n_heads * prompt_tokens_budget(budget, length, floor=floor)
+        rows.append(
+            fn(total, static[b].tolist(), scores[b].tolist(), length,
+               floor=floor, sinks=sinks, window=window, chunk_size=chunk_size, r=r)
+        )
+    return torch.tensor(rows, dtype=torch.long)

@@ -46,6 +46,10 @@ class HybridKVConfig:
     """Name of the text-centric score (see ``hybridkv.classify.SCORES``)."""
     score_top_ratio: float = 0.05
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
+    allocator: str = "hybridkv"
+    """How a layer's budget is split over its heads: ``hybridkv`` (type level, then head level) or ``uniform``."""
+    r: float = 1.0
+    """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
     head_types: HeadTypePolicy = "online"
     """``online`` classifies per input; ``static`` / ``dynamic`` force every head (the paper's ablations)."""
     window: int = 16
@@ -71,6 +75,12 @@ class HybridKVConfig:
             raise ConfigError(f"theta must be in [0, 1], got {self.theta}")
         if not (0.0 < self.score_top_ratio <= 1.0):
             raise ConfigError(f"score_top_ratio must be in (0, 1], got {self.score_top_ratio}")
+        from .budget import ALLOCATORS
+
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError(f"unknown allocator {self.allocator!r}; choose one of {sorted(ALLOCATORS)}")
+        if not (self.r > 0):
+            raise ConfigError(f"r must be > 0 (weight of a dynamic head against a static one), got {self.r}")
         if self.head_types not in ("online", "static", "dynamic"):
             raise ConfigError(f"head_types must be online, static or dynamic, got {self.head_types!r}")
         for name in ("window", "chunk_size", "pooling_kernel"):

@@ -28,20 +28,28 @@ class ChunkStore:
 
     def __init__(
         self,
-        bodies_k: list[torch.Tensor],
-        bodies_v: list[torch.Tensor],
+        tokens_k: list[torch.Tensor],
+        tokens_v: list[torch.Tensor],
         segments: list[int],
         n_select: list[int],
         *,
+        chunk_size: int,
         extra_slots: int,
         tier: HostTier | DiskTier,
         device: torch.device,
     ) -> None:
-        """bodies_k/v: one [n_chunks_h, C, D] tensor per dynamic head; segments: b * H_kv + h per head."""
+        """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
+
+        Each head's tokens are cut into chunks of ``chunk_size``; a partial last chunk is padded with
+        copies of its last key (harmless for min/max) and its padding is never attended.
+        """
         self.device = device
-        n_chunks = torch.tensor([b.shape[0] for b in bodies_k], dtype=torch.long)
+        self.chunk_size = c = chunk_size
+        n_tokens = torch.tensor([t.shape[0] for t in tokens_k], dtype=torch.long)
+        n_chunks = (n_tokens + c - 1) // c
+        bodies_k = [_pad_to_chunks(t, c) for t in tokens_k]
+        bodies_v = [_pad_to_chunks(t, c) for t in tokens_v]
         self.n_heads = len(bodies_k)
-        self.chunk_size = bodies_k[0].shape[1]
         head_dim = bodies_k[0].shape[2]
         dtype = bodies_k[0].dtype
         seg_dtype = torch.int16 if max(segments) < 2**15 else torch.int32
@@ -49,6 +57,11 @@ class ChunkStore:
         self.n_select = torch.tensor(n_select, dtype=torch.long, device=device)
         self.n_chunks = n_chunks.to(device)
         self.chunk_offset = (torch.cumsum(n_chunks, 0) - n_chunks).to(device)
+        last = n_tokens - (n_chunks - 1) * c
+        lens = [torch.full((int(n),), c, dtype=torch.int16) for n in n_chunks]
+        for lst, n_last in zip(lens, last.tolist(), strict=True):
+            lst[-1] = n_last
+        self.chunk_len = torch.cat(lens).to(device)  # real tokens per chunk
 
         # resident bounds, padded across heads only to the longest prompt of the batch (tiny: 1/64 of KV)
         c_max = int(n_chunks.max())
@@ -73,6 +86,7 @@ class ChunkStore:
         self.slot_k = torch.zeros(total_slots, c, head_dim, dtype=dtype, device=device)
         self.slot_v = torch.zeros_like(self.slot_k)
         self.slot_chunk = torch.full((total_slots,), -1, dtype=torch.long, device=device)
+        self.slot_len = torch.zeros(total_slots, dtype=torch.int16, device=device)
         self.slot_used = torch.zeros(total_slots, dtype=torch.long, device=device)
         slot_head = torch.repeat_interleave(torch.arange(self.n_heads, device=device), n_slots)
         self.slot_token_seg = torch.repeat_interleave(self.segments[slot_head], c)
@@ -119,6 +133,7 @@ class ChunkStore:
             self.slot_k[dst] = self.cold_k[src_cpu].to(self.device, non_blocking=True)
             self.slot_v[dst] = self.cold_v[src_cpu].to(self.device, non_blocking=True)
             self.slot_chunk[dst] = src
+            self.slot_len[dst] = self.chunk_len[src]
         res = torch.where(self._slot_ok, self.slot_chunk[self._slot_idx], -2)
         active = ((res[:, :, None] == chosen[:, None, :]) & valid[:, None, :]).any(-1) & self._slot_ok
         self.slot_active.zero_()
@@ -130,13 +145,15 @@ class ChunkStore:
     def slot_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(keys [TS*C, D], values, segment per token, active per token) for segment attention."""
         d = self.slot_k.shape[-1]
-        active = self.slot_active.repeat_interleave(self.chunk_size)
+        pos = torch.arange(self.chunk_size, device=self.device)
+        active = (self.slot_active[:, None] & (pos[None, :] < self.slot_len[:, None])).view(-1)
         return self.slot_k.view(-1, d), self.slot_v.view(-1, d), self.slot_token_seg, active
 
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor]:
         return [
-            self.kmin, self.kmax, self.chunk_valid, self.slot_k, self.slot_v, self.slot_chunk, self.slot_used,
+            self.kmin, self.kmax, self.chunk_valid, self.chunk_len, self.slot_k, self.slot_v, self.slot_chunk,
+            self.slot_len, self.slot_used,
             self.slot_token_seg, self.slot_active, self.segments, self.n_select, self.n_chunks, self.chunk_offset,
             self.n_slots, self.slot_offset, self._slot_ok, self._slot_idx,
         ]
@@ -147,3 +164,12 @@ class ChunkStore:
     def attended_chunks(self) -> torch.Tensor:
         """Chunks attended per step, per dynamic head [n_heads]."""
         return self.n_select
+
+
+def _pad_to_chunks(tokens: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """[n, D] -> [ceil(n / C), C, D], padding with copies of the last token."""
+    n = tokens.shape[0]
+    pad = (-n) % chunk_size
+    if pad:
+        tokens = torch.cat([tokens, tokens[-1:].expand(pad, -1)])
+    return tokens.reshape(-1, chunk_size, tokens.shape[-1])

@@ -21,7 +21,7 @@ from enum import Enum
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
-from ..budget import dynamic_layout, uniform_head_budgets
+from ..budget import allocate_layer, dynamic_layout
 from ..classify import classify_static, head_scores
 from ..config import HybridKVConfig
 from ..errors import CacheStateError, InputError
@@ -156,7 +156,11 @@ class HybridLayer(CacheLayerMixin):
         scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
         static = classify_static(scores, cfg.theta, cfg.head_types)
         floor = cfg.sinks + cfg.window
-        budgets = uniform_head_budgets(cfg.budget, win.lengths.cpu(), hkv, floor=floor).to(key.device)
+        lengths = win.lengths.tolist()
+        budgets = allocate_layer(
+            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=floor, sinks=cfg.sinks,
+            window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r,
+        ).to(key.device)
 
         importance = pooled_importance(win.probs, cfg.pooling_kernel)
         keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
@@ -167,21 +171,20 @@ class HybridLayer(CacheLayerMixin):
         cold_tokens = [[0] * hkv for _ in range(b)]
         bodies_k, bodies_v, segments, n_select, dyn = [], [], [], [], []
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
-        lengths = win.lengths.tolist()
         self.row_lengths = [int(n) for n in lengths]
         for bi, hi in (~static).nonzero().tolist():  # once per prefill, not per step
             lay = dynamic_layout(
                 lengths[bi], int(budgets[bi, hi]), sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size
             )
             start = first_real[bi] + lay.sinks
-            stop = start + lay.n_chunks * lay.chunk_size
+            stop = start + lay.middle
             resident[bi, hi, first_real[bi] : start] = True
             resident[bi, hi, stop:] = key_valid[bi, stop:]
             hot_tokens[bi][hi] = lay.attended_tokens
-            cold_tokens[bi][hi] = lay.n_chunks * lay.chunk_size
-            if lay.n_chunks:
-                bodies_k.append(key[bi, hi, start:stop].reshape(lay.n_chunks, lay.chunk_size, -1))
-                bodies_v.append(value[bi, hi, start:stop].reshape(lay.n_chunks, lay.chunk_size, -1))
+            cold_tokens[bi][hi] = lay.middle
+            if lay.middle:
+                bodies_k.append(key[bi, hi, start:stop])
+                bodies_v.append(value[bi, hi, start:stop])
                 segments.append(bi * hkv + hi)
                 n_select.append(lay.n_select)
                 dyn.append((bi, hi))
@@ -193,7 +196,7 @@ class HybridLayer(CacheLayerMixin):
         self.resident_seg = torch.repeat_interleave(torch.arange(b * hkv, device=key.device, dtype=seg_dtype), counts)
         if bodies_k:
             self.chunks = ChunkStore(
-                bodies_k, bodies_v, segments, n_select,
+                bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size,
                 extra_slots=cfg.lru_extra_chunks, tier=self.ctx.tier, device=key.device,
             )
             self.dyn_index = torch.tensor(dyn, dtype=torch.long, device=key.device)
