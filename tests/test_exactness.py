@@ -37,7 +37,7 @@ def cases():
 def greedy(model, inputs, cache):
     with torch.inference_mode():
         return model.generate(
-            **inputs, past_key_values=cache, max_new_tokens=NEW_TOKENS, do_sample=False,
+            **inputs, past_key_values=cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
             output_logits=True, return_dict_in_generate=True,
         )
 

@@ -28,7 +28,7 @@ def test_manual_decode_loop_equals_generate(tiny, family, head_types):
             out = loaded.model(input_ids=tokens[-1], past_key_values=cache, use_cache=True)
             tokens.append(out.logits[:, -1].argmax(-1, keepdim=True))
     assert cache.get_seq_length() == inputs["input_ids"].shape[1] + NEW - 1
-    assert cache.layers[0].resident_k.shape[0] < cache.layers[0].prompt_len * cache.layers[0].kv_heads
+    assert cache.layers[0].hot.keys.shape[0] < cache.layers[0].prompt_len * cache.layers[0].kv_heads
     assert torch.equal(ref[:, inputs["input_ids"].shape[1]:], torch.cat(tokens, dim=1))
 
 

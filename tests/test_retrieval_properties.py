@@ -7,12 +7,27 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridkv.cache.chunk_store import ChunkStore
+from hybridkv.cache.chunk_store import ChunkStore, slot_counts
+from hybridkv.cache.hot_store import HotStore
 from hybridkv.cache.summaries import chunk_bounds, upper_bound_scores
 from hybridkv.cache.tiers import HostTier
 from hybridkv.kernels import merge_partials, segment_attention, tail_attention
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
+
+
+def make_store(bodies_k, bodies_v, n_select, chunk, extra):
+    """A chunk store whose slots live in a hot store with no resident tokens (so only chunks are attended)."""
+    heads = len(bodies_k)
+    n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, chunk, extra)
+    empty = torch.zeros(0, bodies_k[0].shape[-1])
+    hot = HotStore(empty, empty, torch.zeros(0, dtype=torch.int16),
+                   torch.arange(heads).repeat_interleave(torch.tensor(n_slots)), chunk)
+    store = ChunkStore(
+        bodies_k, bodies_v, list(range(heads)), n_select, chunk_size=chunk, n_slots=n_slots,
+        slots=hot.slot_views(chunk), tier=HostTier(), device=torch.device("cpu"),
+    )
+    return store, hot
 
 
 @SETTINGS
@@ -50,17 +65,13 @@ def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, grou
     bodies_k = [torch.randn(n, dim, generator=g) for n in lengths]
     bodies_v = [torch.randn(n, dim, generator=g) for n in lengths]
     n_chunks = [-(-n // chunk) for n in lengths]
-    store = ChunkStore(
-        bodies_k, bodies_v, list(range(heads)), n_chunks, chunk_size=chunk, extra_slots=extra, tier=HostTier(),
-        device=torch.device("cpu"),
-    )
+    store, hot = make_store(bodies_k, bodies_v, n_chunks, chunk, extra)
     query = torch.randn(heads, group, dim, generator=g)
     chosen, valid = store.select(query)
     assert int(valid.sum()) == sum(n_chunks)
     store.fetch(chosen, valid, step=1)
-    sk, sv, sseg, sact = store.slot_tokens()
     col_seg = torch.arange(heads).repeat_interleave(group)
-    out, lse = segment_attention(query.reshape(-1, dim), col_seg, sk, sv, sseg, 0.5, active=sact)
+    out, lse = segment_attention(query.reshape(-1, dim), col_seg, hot.keys, hot.values, hot.seg, 0.5, active=hot.active)
     for h in range(heads):
         k, v = bodies_k[h], bodies_v[h]
         p = torch.softmax(query[h] @ k.T * 0.5, dim=-1)
@@ -74,15 +85,15 @@ def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, grou
 @given(seed=st.integers(0, 2**31 - 1), n_select=st.integers(0, 5), n_chunks=st.integers(5, 9))
 def test_retrieval_attends_at_most_the_budget(seed, n_select, n_chunks):
     g = torch.Generator().manual_seed(seed)
-    store = ChunkStore(
-        [torch.randn(n_chunks * 4 - 1, 8, generator=g)], [torch.randn(n_chunks * 4 - 1, 8, generator=g)], [0],
-        [n_select], chunk_size=4, extra_slots=2, tier=HostTier(), device=torch.device("cpu"),
-    )
+    tokens = n_chunks * 4 - 1  # a partial last chunk
+    bodies = [torch.randn(tokens, 8, generator=g)], [torch.randn(tokens, 8, generator=g)]
+    store, hot = make_store(*bodies, [n_select], 4, 2)
     for step in range(1, 4):
         query = torch.randn(1, 2, 8, generator=g)
         chosen, valid = store.select(query)
         store.fetch(chosen, valid, step)
         assert int(store.slot_active.sum()) == n_select
+        assert int(hot.active.sum()) <= n_select * 4  # tokens attended never exceed the budget
         # the resident, active chunks are exactly the top-scored ones for this query
         scores = upper_bound_scores(query, store.kmin, store.kmax)[0]
         expected = set(scores.topk(n_select).indices.tolist()) if n_select else set()

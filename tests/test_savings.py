@@ -69,7 +69,7 @@ def test_hot_bytes_are_real_and_small(big_prompt):
     # different heads hold different lengths, physically
     lengths = set()
     for layer in cache.layers:
-        per_head = torch.bincount(layer.resident_seg.long(), minlength=layer.batch * layer.kv_heads)
+        per_head = layer.hot.resident_counts(layer.batch * layer.kv_heads)
         lengths.update(per_head.tolist())
         for row_budget, row_hot in zip(layer.heads.budget, layer.heads.hot_tokens, strict=True):
             for budget, hot in zip(row_budget, row_hot, strict=True):
@@ -82,7 +82,7 @@ def test_full_prompt_released_after_prefill(big_prompt):
     cache = run(loaded, inputs, budget=0.1, head_types="static")
     for layer in cache.layers:
         assert layer.keys.shape[-2] == layer.tail_len  # only the tail is dense
-        assert layer.resident_k.shape[0] <= layer.batch * layer.kv_heads * max(layer.heads.budget[0])
+        assert layer.hot.keys.shape[0] <= sum(layer.heads.budget[0])
 
 
 def test_disk_tier_matches_host_tier(big_prompt, tmp_path):

@@ -34,11 +34,15 @@ class ChunkStore:
         n_select: list[int],
         *,
         chunk_size: int,
-        extra_slots: int,
+        n_slots: list[int],
+        slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         tier: HostTier | DiskTier,
         device: torch.device,
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
+
+        ``slots`` are (keys [TS, C, D], values [TS, C, D], active [TS, C]) views of the layer's hot store,
+        with ``n_slots[h]`` consecutive slots per head (see ``slot_counts``).
 
         Each head's tokens are cut into chunks of ``chunk_size``; a partial last chunk is padded with
         copies of its last key (harmless for min/max) and its padding is never attended.
@@ -51,7 +55,6 @@ class ChunkStore:
         bodies_v = [_pad_to_chunks(t, c) for t in tokens_v]
         self.n_heads = len(bodies_k)
         head_dim = bodies_k[0].shape[2]
-        dtype = bodies_k[0].dtype
         seg_dtype = torch.int16 if max(segments) < 2**15 else torch.int32
         self.segments = torch.tensor(segments, dtype=seg_dtype, device=device)
         self.n_select = torch.tensor(n_select, dtype=torch.long, device=device)
@@ -77,20 +80,17 @@ class ChunkStore:
         self.cold_k = tier.store(torch.cat(bodies_k))
         self.cold_v = tier.store(torch.cat(bodies_v))
 
-        # resident slots: n_select (+ extra for reuse) chunks per head, packed
-        n_slots = torch.minimum(self.n_chunks, self.n_select + extra_slots)
-        self.n_slots = n_slots
-        self.slot_offset = torch.cumsum(n_slots, 0) - n_slots
-        total_slots = int(n_slots.sum())
-        c = self.chunk_size
-        self.slot_k = torch.zeros(total_slots, c, head_dim, dtype=dtype, device=device)
-        self.slot_v = torch.zeros_like(self.slot_k)
+        # resident slots (views into the layer's hot store), n_slots[h] per head, packed
+        n_slots_t = torch.tensor(n_slots, dtype=torch.long, device=device)
+        self.n_slots = n_slots_t
+        self.slot_offset = torch.cumsum(n_slots_t, 0) - n_slots_t
+        self.slot_k, self.slot_v, self.token_active = slots
+        total_slots = self.slot_k.shape[0]
         self.slot_chunk = torch.full((total_slots,), -1, dtype=torch.long, device=device)
         self.slot_len = torch.zeros(total_slots, dtype=torch.int16, device=device)
         self.slot_used = torch.zeros(total_slots, dtype=torch.long, device=device)
-        slot_head = torch.repeat_interleave(torch.arange(self.n_heads, device=device), n_slots)
-        self.slot_token_seg = torch.repeat_interleave(self.segments[slot_head], c)
         self.slot_active = torch.zeros(total_slots, dtype=torch.bool, device=device)
+        n_slots = n_slots_t
         m = int(n_slots.max()) if self.n_heads else 0
         ar = torch.arange(m, device=device)
         self._slot_ok = ar[None, :] < n_slots[:, None]
@@ -113,6 +113,7 @@ class ChunkStore:
         """Make every chosen chunk resident, reusing least recently used slots; mark the active slots."""
         if chosen.shape[1] == 0 or self.slot_k.shape[0] == 0:
             self.slot_active.zero_()
+            self.token_active.zero_()
             return FetchResult(0, 0)
         res = torch.where(self._slot_ok, self.slot_chunk[self._slot_idx], -2)  # [H, M]
         match = (res[:, :, None] == chosen[:, None, :]) & valid[:, None, :]  # [H, M, S]
@@ -139,31 +140,26 @@ class ChunkStore:
         self.slot_active.zero_()
         self.slot_active[self._slot_idx[active]] = True
         self.slot_used[self._slot_idx[active]] = step
+        pos = torch.arange(self.chunk_size, device=self.device)
+        self.token_active.copy_(self.slot_active[:, None] & (pos[None, :] < self.slot_len[:, None]))
         n_hit = int(hit.sum())
         return FetchResult(hits=n_hit, misses=int(n_miss.sum()))
-
-    def slot_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(keys [TS*C, D], values, segment per token, active per token) for segment attention."""
-        d = self.slot_k.shape[-1]
-        pos = torch.arange(self.chunk_size, device=self.device)
-        active = (self.slot_active[:, None] & (pos[None, :] < self.slot_len[:, None])).view(-1)
-        return self.slot_k.view(-1, d), self.slot_v.view(-1, d), self.slot_token_seg, active
 
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor]:
         return [
-            self.kmin, self.kmax, self.chunk_valid, self.chunk_len, self.slot_k, self.slot_v, self.slot_chunk,
-            self.slot_len, self.slot_used,
-            self.slot_token_seg, self.slot_active, self.segments, self.n_select, self.n_chunks, self.chunk_offset,
-            self.n_slots, self.slot_offset, self._slot_ok, self._slot_idx,
+            self.kmin, self.kmax, self.chunk_valid, self.chunk_len, self.slot_chunk, self.slot_len, self.slot_used,
+            self.slot_active, self.segments, self.n_select, self.n_chunks, self.chunk_offset, self.n_slots,
+            self.slot_offset, self._slot_ok, self._slot_idx,
         ]
 
     def cold_tensors(self) -> list[torch.Tensor]:
         return [self.cold_k, self.cold_v]
 
-    def attended_chunks(self) -> torch.Tensor:
-        """Chunks attended per step, per dynamic head [n_heads]."""
-        return self.n_select
+
+def slot_counts(n_tokens: list[int], n_select: list[int], chunk_size: int, extra_slots: int) -> list[int]:
+    """Resident slots per dynamic head: what one step attends, plus ``extra_slots`` kept for reuse."""
+    return [min(-(-n // chunk_size), s + extra_slots) for n, s in zip(n_tokens, n_select, strict=True)]
 
 
 def _pad_to_chunks(tokens: torch.Tensor, chunk_size: int) -> torch.Tensor:

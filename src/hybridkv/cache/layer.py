@@ -27,7 +27,8 @@ from ..config import HybridKVConfig
 from ..errors import CacheStateError, InputError
 from ..kernels import merge_partials, segment_attention, tail_attention
 from ..token_types import TokenType
-from .chunk_store import ChunkStore
+from .chunk_store import ChunkStore, slot_counts
+from .hot_store import HotStore
 from .prefill import analyse_window, key_validity, pooled_importance, protected_positions, text_prior_keep
 from .stats import LayerHeads, StatsRecorder, storage_bytes
 from .tiers import DiskTier, HostTier
@@ -76,7 +77,7 @@ class HybridLayer(CacheLayerMixin):
         self.prompt_len = 0
         self.batch = 0
         self.kv_heads = 0
-        self.resident_k = self.resident_v = self.resident_seg = None
+        self.hot: HotStore | None = None
         self.chunks: ChunkStore | None = None
         self.dyn_index: torch.Tensor | None = None  # (b, h) of heads in the chunk store
         self.tail_k = self.tail_v = None
@@ -190,14 +191,20 @@ class HybridLayer(CacheLayerMixin):
                 dyn.append((bi, hi))
 
         counts = resident.sum(-1).flatten()  # boolean indexing flattens in (b, h, l) order
-        self.resident_k = key[resident].contiguous()
-        self.resident_v = value[resident].contiguous()
         seg_dtype = torch.int16 if b * hkv < 2**15 else torch.int32  # per-token metadata kept small
-        self.resident_seg = torch.repeat_interleave(torch.arange(b * hkv, device=key.device, dtype=seg_dtype), counts)
-        if bodies_k:
+        resident_seg = torch.repeat_interleave(torch.arange(b * hkv, device=key.device, dtype=seg_dtype), counts)
+        if not bodies_k:
+            self.hot = HotStore(key[resident], value[resident], resident_seg)
+        else:
+            n_tokens = [t.shape[0] for t in bodies_k]
+            n_slots = slot_counts(n_tokens, n_select, cfg.chunk_size, cfg.lru_extra_chunks)
+            slot_seg = torch.repeat_interleave(
+                torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
+            )
+            self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
             self.chunks = ChunkStore(
-                bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size,
-                extra_slots=cfg.lru_extra_chunks, tier=self.ctx.tier, device=key.device,
+                bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size, n_slots=n_slots,
+                slots=self.hot.slot_views(cfg.chunk_size), tier=self.ctx.tier, device=key.device,
             )
             self.dyn_index = torch.tensor(dyn, dtype=torch.long, device=key.device)
             # warm the slots with the chunks the observation window itself would pick
@@ -239,10 +246,6 @@ class HybridLayer(CacheLayerMixin):
         g = hq // self.kv_heads
         q_cols = query.reshape(b * hq * q, d)
         col_seg = (torch.arange(b * hq, device=query.device) // g).repeat_interleave(q)
-        outs, lses = [], []
-        o, l = segment_attention(q_cols, col_seg, self.resident_k, self.resident_v, self.resident_seg, scaling)
-        outs.append(o)
-        lses.append(l)
         if self.chunks is not None:
             with self.ctx.recorder.timed("retrieval"):
                 grouped = query.reshape(b, self.kv_heads, g * q, d)
@@ -250,14 +253,10 @@ class HybridLayer(CacheLayerMixin):
                 chosen, valid = self.chunks.select(dq)
                 res = self.chunks.fetch(chosen, valid, step + 1)
                 self.ctx.recorder.record_fetch(step, res.hits, res.misses)
-            sk, sv, sseg, sact = self.chunks.slot_tokens()
-            o, l = segment_attention(q_cols, col_seg, sk, sv, sseg, scaling, active=sact)
-            outs.append(o)
-            lses.append(l)
-        o, l = tail_attention(query, self.keys, self.values, scaling)
-        outs.append(o)
-        lses.append(l)
-        out = merge_partials(outs, lses).reshape(b, hq, q, d)
+        hot = self.hot
+        o1, l1 = segment_attention(q_cols, col_seg, hot.keys, hot.values, hot.seg, scaling, active=hot.active)
+        o2, l2 = tail_attention(query, self.keys, self.values, scaling)
+        out = merge_partials([o1, o2], [l1, l2]).reshape(b, hq, q, d)
         self._awaiting_attention = False
         return out.transpose(1, 2).contiguous()
 
@@ -267,7 +266,7 @@ class HybridLayer(CacheLayerMixin):
 
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor | None]:
-        own = [self.resident_k, self.resident_v, self.resident_seg, self.tail_k, self.tail_v, self.dyn_index]
+        own = [self.tail_k, self.tail_v, self.dyn_index] + (self.hot.tensors() if self.hot is not None else [])
         if self.phase is Phase.PREFILLED:
             own += [self.keys, self.values]
         return own + (self.chunks.hot_tensors() if self.chunks is not None else [])

@@ -1,0 +1,108 @@
+"""Training examples: prompt tokens exactly as at inference, then the answer, with loss on the answer only.
+
+The prompt part comes from :meth:`LoadedModel.build_inputs`, the path every evaluation uses, so the
+model is trained on the very token sequence (chat template, visual placeholders, image order) it will
+be asked with. The answer is tokenized on its own and followed by the end-of-turn token; labels are
+-100 everywhere else, so the model is never trained to reproduce prompts or images.
+
+Examples of very different lengths (a 64-token attribute question, a 3,000-token long_mixed one) are
+grouped into micro-batches of similar length under a padded-token budget, so a batch does not pay for
+padding every short example to the longest one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from hybridkv.data import TaskItem
+from hybridkv.errors import InputError
+from hybridkv.models import LoadedModel
+
+from .model import item_images
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item as model input: 1-D token tensors plus the vision inputs of its images (if any)."""
+
+    task: str
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def answer_tokens(self) -> int:
+        return int((self.labels != IGNORE_INDEX).sum())
+
+
+def encode(loaded: LoadedModel, item: TaskItem) -> Example:
+    """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts."""
+    tokenizer = loaded.tokenizer
+    prompt = loaded.build_inputs(item.prompt, item_images(item))
+    answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
+    if not answer:
+        raise InputError(f"item {item.id} has an empty answer; every training item needs one")
+    target = torch.tensor([*answer, tokenizer.eos_token_id], dtype=torch.long)
+    prompt_ids = prompt["input_ids"][0].long()
+    types = prompt.get("mm_token_type_ids")
+    types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
+    return Example(
+        task=item.task,
+        input_ids=torch.cat([prompt_ids, target]),
+        labels=torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target]),
+        mm_token_type_ids=torch.cat([types, torch.zeros_like(target)]),
+        pixel_values=prompt.get("pixel_values"),
+        image_grid_thw=prompt.get("image_grid_thw"),
+    )
+
+
+def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``; images in example order."""
+    if not examples:
+        raise InputError("collate needs at least one example")
+    width = max(len(e) for e in examples)
+
+    def left_pad(rows: list[torch.Tensor], value: int) -> torch.Tensor:
+        out = torch.full((len(rows), width), value, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, width - row.shape[0] :] = row
+        return out
+
+    batch = {
+        "input_ids": left_pad([e.input_ids for e in examples], pad_token_id),
+        "attention_mask": left_pad([torch.ones_like(e.input_ids) for e in examples], 0),
+        "mm_token_type_ids": left_pad([e.mm_token_type_ids for e in examples], 0),
+        "labels": left_pad([e.labels for e in examples], IGNORE_INDEX),
+    }
+    with_images = [e for e in examples if e.pixel_values is not None]
+    if with_images:
+        batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])
+        batch["image_grid_thw"] = torch.cat([e.image_grid_thw for e in with_images])
+    return batch
+
+
+def micro_batches(examples: Sequence[Example], max_tokens: int) -> list[list[Example]]:
+    """Groups of similar length whose padded size (rows x longest) stays within ``max_tokens``.
+
+    Sorted by length (ties keep their order), so the grouping is a pure function of the examples.
+    An example longer than ``max_tokens`` gets a group of its own.
+    """
+    order = sorted(range(len(examples)), key=lambda i: (len(examples[i]), i))
+    groups: list[list[Example]] = []
+    for i in order:
+        example = examples[i]
+        if groups and (len(groups[-1]) + 1) * len(example) <= max_tokens:
+            groups[-1].append(example)
+        else:
+            groups.append([example])
+    return groups

@@ -1,0 +1,74 @@
+"""The embedded model's tokenizer: a small byte-level BPE trained in code on the task suite's text.
+
+A 150k-entry vocabulary would dwarf a model this size, and raw bytes make every answer word five to
+eight decoding steps. A BPE trained on the suite's prompts and answer vocabularies makes nearly every
+word of the suite one token (answers are single tokens) while the byte alphabet still encodes any
+string. The special tokens and the chat template are those of the Qwen-VL family
+(:data:`hybridkv.models.tokenizer.QWEN_VL_TOKENS`), so the model is fed exactly like a Qwen2.5-VL.
+
+Training is deterministic: a fixed corpus (items 0..n-1 of seed 0 of every task, plus every answer
+word) and BPE's count-then-pair merge order. The shipped checkpoint stores its tokenizer.json anyway,
+so a loaded model never depends on retraining.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from hybridkv.data import TASKS, answer_vocabulary, generate_items
+from hybridkv.models.tokenizer import QWEN_VL_TOKENS, TokenizerSpec
+
+VOCAB_SIZE = 1024
+CORPUS_ITEMS_PER_TASK = 32
+# Rendering long_mixed's full-size items only to read their prompts would cost seconds; one grid
+# image gives the same prompt template.
+_CHEAP_OPTIONS: Mapping[str, Mapping[str, int]] = MappingProxyType({"long_mixed": {"min_images": 1, "max_images": 1}})
+# BPE only merges pairs seen at least twice; an answer written once would stay split into pieces.
+_ANSWER_REPEATS = 2
+
+
+def suite_corpus(items_per_task: int = CORPUS_ITEMS_PER_TASK) -> Iterator[str]:
+    """Prompts of the train split, then every answer on a line of its own (as the assistant writes it)."""
+    for task in TASKS:
+        for item in generate_items(task, "train", items_per_task, **_CHEAP_OPTIONS.get(task, {})):
+            yield item.prompt
+        for answer in sorted(answer_vocabulary(task)):
+            yield from (answer,) * _ANSWER_REPEATS
+    # Numbers the prompts and answers may use under non-default task options.
+    yield " ".join(str(i) for i in range(100))
+
+
+def embedded_tokenizer(vocab_size: int = VOCAB_SIZE, spec: TokenizerSpec = QWEN_VL_TOKENS) -> PreTrainedTokenizerFast:
+    """Train the BPE in memory (~0.3 s) and wrap it with the family's specials and chat template.
+
+    Special tokens get ids 0.. in ``spec`` order (pad, eos, then the vision markers), the 256 byte
+    symbols follow, then the merges. Left padding, as batched generation needs.
+    """
+    specials = list(spec.all_special)
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[AddedToken(s, special=True, normalized=False) for s in specials],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    backend.train_from_iterator(list(suite_corpus()), trainer=trainer)
+    named = {spec.pad, spec.eos, spec.bos}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=spec.eos,
+        pad_token=spec.pad,
+        bos_token=spec.bos,
+        additional_special_tokens=[s for s in specials if s not in named],
+        padding_side="left",
+        model_max_length=32768,
+    )
+    tok.chat_template = spec.chat_template
+    return tok

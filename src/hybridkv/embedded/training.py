@@ -1,0 +1,298 @@
+"""The training loop of the embedded model (``scripts/train_tiny_vlm.py`` is its command line).
+
+Deterministic and resumable: step ``s`` trains on items drawn from (seed, s) alone, the learning rate
+is a function of ``s`` alone, and a checkpoint restores weights, AdamW state and the RNG, so a run
+stopped and resumed ends bit-identical to one that never stopped (same thread count). AdamW with
+linear warmup and cosine decay; gradients accumulate over length-grouped micro-batches and the loss is
+the mean over answer tokens (answer + end-of-turn) of the whole step.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from tqdm import tqdm
+
+from hybridkv.errors import ConfigError
+from hybridkv.models import LoadedModel, save_pretrained_dir
+
+from .checkpoint import load_checkpoint, read_state, save_checkpoint
+from .evaluation import TaskResult, evaluate
+from .examples import IGNORE_INDEX, Example, collate, encode, micro_batches
+from .mixture import DEFAULT_MIXTURE, Variant, draw_items, select
+from .model import build_untrained
+from .schedule import learning_rate
+
+CHECKPOINT_DIR = "checkpoint"
+LOG_FILE = "train_log.jsonl"
+SUMMARY_FILE = "training.json"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What defines a run's result; a resumed run must keep these (``steps`` may grow)."""
+
+    steps: int = 4000
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    max_tokens: int = 4096
+    tasks: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ConfigError("lr and grad_clip must be positive, warmup_steps and weight_decay non-negative")
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed} must be a non-negative integer")
+        if self.tasks is not None:
+            object.__setattr__(self, "tasks", tuple(self.tasks))
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["tasks"] = None if self.tasks is None else list(self.tasks)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is executed and observed; free to change between resumes."""
+
+    out_dir: Path
+    resume: bool = False
+    threads: int = 1
+    eval_every: int = 250
+    eval_items: int = 16
+    final_eval_items: int = 64
+    checkpoint_every: int = 100
+    max_minutes: float | None = None
+    progress: bool = True
+    mixture: Sequence[Variant] = field(default=DEFAULT_MIXTURE)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How far the run got and how well it does."""
+
+    steps_done: int
+    completed: bool
+    seconds: float
+    validation: dict[str, float]
+    losses: list[float]
+
+
+def settings_for_resume(out_dir: Path, given: dict[str, Any]) -> TrainSettings:
+    """Settings of the checkpoint in ``out_dir``, with ``given`` (non-None) values checked against them.
+
+    Only ``steps`` may differ: training further (or less far) changes the schedule's length.
+    """
+    saved = read_state(out_dir / CHECKPOINT_DIR)["settings"]
+    merged = dict(saved)
+    for name, value in given.items():
+        if value is None:
+            continue
+        value = list(value) if isinstance(value, tuple) else value
+        if name != "steps" and saved.get(name) != value:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value} differs from the checkpoint's {saved.get(name)}; "
+                "drop the flag to resume, or train into a new --out"
+            )
+        merged[name] = value
+    return TrainSettings.from_json(merged)
+
+
+def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
+    """Train (or resume), checkpoint, evaluate, and export a loadable model directory to ``out_dir``."""
+    started = time.monotonic()
+    torch.set_num_threads(options.threads)
+    torch.manual_seed(settings.seed)
+    out = Path(options.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mixture = select(options.mixture, settings.tasks)
+    loaded = build_untrained(settings.seed)
+    model = loaded.model
+    model.train()
+    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98))
+    step, elapsed_before = 0, 0.0
+    if options.resume:
+        resumed = load_checkpoint(out / CHECKPOINT_DIR, model, optimizer)
+        saved = TrainSettings.from_json(resumed.settings)
+        if {**saved.to_json(), "steps": 0} != {**settings.to_json(), "steps": 0}:
+            raise ConfigError("the settings differ from the checkpoint's; use settings_for_resume to merge them")
+        step, elapsed_before = resumed.step, resumed.elapsed_seconds
+    log = _Log(out / LOG_FILE, keep_through=step)
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - started
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            out / CHECKPOINT_DIR, model, optimizer, step=step, elapsed_seconds=elapsed(), settings=settings.to_json()
+        )
+
+    eval_tasks = sorted({v.task for v in mixture})
+    losses: list[float] = []
+    deadline = None if options.max_minutes is None else started + 60.0 * options.max_minutes
+    bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
+    ema = None
+    while step < settings.steps:
+        t0 = time.monotonic()
+        lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        items = draw_items(mixture, settings.seed, step, settings.batch_size)
+        loss, task_losses = train_step_loss(loaded, [encode(loaded, it) for it in items], settings.max_tokens)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seconds = time.monotonic() - t0
+        losses.append(loss)
+        ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+        log.write(
+            {
+                "step": step,
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "seconds": round(seconds, 3),
+                "task_loss": task_losses,
+            }
+        )
+        bar.update(1)
+        bar.set_postfix(loss=f"{ema:.3f}", s_step=f"{seconds:.2f}")
+        if options.eval_every and step % options.eval_every == 0 and step < settings.steps:
+            _report(bar, log, step, evaluate(loaded, n_per_task=options.eval_items, tasks=eval_tasks))
+        if options.checkpoint_every and step % options.checkpoint_every == 0:
+            checkpoint()
+        if deadline is not None and time.monotonic() >= deadline:
+            bar.write(f"wall-clock budget of {options.max_minutes} min used at step {step}; saving")
+            break
+    bar.close()
+    checkpoint()
+    results = evaluate(loaded, n_per_task=options.final_eval_items, tasks=eval_tasks)
+    _report(None, log, step, results)
+    validation = {task: r.accuracy for task, r in results.items()}
+    loaded.model.eval()
+    save_pretrained_dir(loaded, out)
+    summary = {
+        "steps": step,
+        "target_steps": settings.steps,
+        "completed": step >= settings.steps,
+        "seconds": round(elapsed(), 1),
+        "threads": options.threads,
+        "validation_accuracy": validation,
+        "validation_items_per_task": options.final_eval_items,
+        "seed": settings.seed,
+        "settings": settings.to_json(),
+        "mixture": [{"name": v.name, "task": v.task, "weight": v.weight, "options": dict(v.options)} for v in mixture],
+        "versions": _versions(),
+    }
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return TrainResult(step, step >= settings.steps, elapsed(), validation, losses)
+
+
+def train_step_loss(
+    loaded: LoadedModel, examples: Sequence[Example], max_tokens: int
+) -> tuple[float, dict[str, float]]:
+    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per task."""
+    total_tokens = sum(e.answer_tokens for e in examples)
+    per_task: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    step_loss = 0.0
+    for group in micro_batches(examples, max_tokens):
+        token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
+        (token_loss.sum() / total_tokens).backward()
+        step_loss += float(token_loss.detach().sum()) / total_tokens
+        for row, value in zip(rows.tolist(), token_loss.detach().tolist(), strict=True):
+            acc = per_task[group[row].task]
+            acc[0] += value
+            acc[1] += 1
+    return step_loss, {task: round(s / n, 4) for task, (s, n) in sorted(per_task.items())}
+
+
+def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of each supervised token and the batch row it belongs to.
+
+    The output projection runs only on the positions that predict a label, not on every prompt and image
+    position.
+    """
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    hidden = loaded.model.model(**batch, use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    mask = targets != IGNORE_INDEX
+    logits = loaded.model.lm_head(hidden[:, :-1][mask])
+    rows = torch.nonzero(mask)[:, 0]
+    return torch.nn.functional.cross_entropy(logits, targets[mask], reduction="none"), rows
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only; norms, biases and the (tied) embedding are left alone."""
+    decay, keep = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.dim() >= 2 and "embed_tokens" not in name else keep).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
+
+
+def _report(bar: tqdm | None, log: _Log, step: int, results: dict[str, TaskResult]) -> None:
+    accuracy = {task: round(r.accuracy, 4) for task, r in results.items()}
+    log.write({"step": step, "eval": accuracy, "items": {t: r.total for t, r in results.items()}})
+    line = f"step {step} validation exact match: " + ", ".join(f"{t} {a:.2f}" for t, a in accuracy.items())
+    (bar.write if bar is not None else tqdm.write)(line)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        hybridkv_version = version("hybridkv")
+    except PackageNotFoundError:
+        hybridkv_version = "unknown"
+    return {
+        "hybridkv": hybridkv_version,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+class _Log:
+    """Append-only JSONL; on resume, records after the checkpoint's step are dropped (they are redone)."""
+
+    def __init__(self, path: Path, keep_through: int) -> None:
+        self.path = path
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= keep_through]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 1 << 62  # an unreadable line is dropped

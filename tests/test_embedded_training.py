@@ -1,0 +1,126 @@
+"""The embedded model's training script: resumable bit-for-bit, loadable output, answer-only loss."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from hybridkv.data import generate_items
+from hybridkv.embedded import build_untrained, embedded_tokenizer
+from hybridkv.embedded.examples import IGNORE_INDEX, collate, encode, micro_batches
+from hybridkv.embedded.training import CHECKPOINT_DIR, LOG_FILE, SUMMARY_FILE
+from hybridkv.errors import ConfigError
+from hybridkv.models import load_model
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_tiny_vlm.py"
+# Cheap tasks (one small image or none) keep a step at a tenth of a second.
+TINY_RUN = [
+    "--batch-size", "2", "--tasks", "attribute,text_copy", "--threads", "1",
+    "--eval-every", "0", "--eval-items", "1", "--final-eval-items", "1", "--checkpoint-every", "3", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_tiny_vlm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_untrained(seed=0)
+
+
+def _losses(out: Path) -> list[float]:
+    records = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]
+
+
+def test_resume_matches_uninterrupted_run_and_output_loads(script, tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        straight = tmp_path / "straight"
+        script.main(["--out", str(straight), "--steps", "5", *TINY_RUN])
+        resumed = tmp_path / "resumed"
+        first = script.main(["--out", str(resumed), "--steps", "5", "--max-minutes", "0", *TINY_RUN])
+        assert not first.completed and first.steps_done == 1  # the budget stops it after one step
+        script.main(["--out", str(resumed), "--steps", "3", *TINY_RUN])
+        state = json.loads((resumed / CHECKPOINT_DIR / "state.json").read_text())
+        assert state["step"] == 3
+        second = script.main(["--out", str(resumed), "--steps", "5", "--resume", *TINY_RUN])
+    finally:
+        torch.set_num_threads(threads)
+    assert second.completed and second.steps_done == 5
+    assert _losses(resumed) == _losses(straight)  # bit-identical, not just close
+    assert len(_losses(straight)) == 5 and all(math.isfinite(x) for x in _losses(straight))
+    a = load_model(straight).model.state_dict()
+    b = load_model(resumed).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    loaded = load_model(resumed)
+    assert loaded.model.config.model_type == "qwen2_5_vl"
+    summary = json.loads((resumed / SUMMARY_FILE).read_text())
+    assert summary["steps"] == 5 and summary["completed"]
+    assert set(summary["validation_accuracy"]) == {"attribute", "text_copy"}
+    item = generate_items("attribute", "test", 1)[0]
+    inputs = loaded.build_inputs(item.prompt, list(item.images))
+    out = loaded.model.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_resume_refuses_changed_settings(script, tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        script.main(["--out", str(tmp_path), "--steps", "1", *TINY_RUN])
+        with pytest.raises(ConfigError, match="--lr"):
+            script.main(["--out", str(tmp_path), "--steps", "2", "--lr", "0.5", "--resume", *TINY_RUN])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_labels_cover_only_answer_and_end_of_turn(model):
+    tok = model.tokenizer
+    for task in ("grid", "text_copy", "video"):
+        item = generate_items(task, "train", 1)[0]
+        example = encode(model, item)
+        supervised = example.labels != IGNORE_INDEX
+        answer = tok(item.answer, add_special_tokens=False)["input_ids"]
+        assert example.labels[supervised].tolist() == [*answer, tok.eos_token_id]
+        # the supervised tokens are the sequence's tail, and the rest is the prompt as build_inputs renders it
+        n = len(answer) + 1
+        assert supervised[-n:].all() and not supervised[:-n].any()
+        assert tok.decode(example.input_ids[-n:]) == item.answer + tok.eos_token
+        prompt = model.build_inputs(item.prompt, [*item.images, *(item.video or ())])["input_ids"][0]
+        assert torch.equal(example.input_ids[:-n], prompt)
+
+
+def test_collate_left_pads_and_masks_padding(model):
+    items = [generate_items(t, "train", 1)[0] for t in ("attribute", "text_copy", "counting")]
+    examples = [encode(model, it) for it in items]
+    batch = collate(examples, model.tokenizer.pad_token_id)
+    width = max(len(e) for e in examples)
+    assert batch["input_ids"].shape == batch["labels"].shape == (3, width)
+    for row, example in enumerate(examples):
+        pad = width - len(example)
+        assert (batch["labels"][row, :pad] == IGNORE_INDEX).all()
+        assert (batch["attention_mask"][row, :pad] == 0).all() and (batch["attention_mask"][row, pad:] == 1).all()
+        assert torch.equal(batch["labels"][row, pad:], example.labels)
+    n_images = sum(len(it.images) for it in items)
+    assert batch["image_grid_thw"].shape[0] == n_images
+    assert sum(len(g) for g in micro_batches(examples, 1)) == 3  # over-budget examples get groups of their own
+
+
+def test_tokenizer_is_deterministic_and_answers_are_single_tokens():
+    a, b = embedded_tokenizer(), embedded_tokenizer()
+    assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
+    for word in ("purple", "kettle", "triangle", "down", "7"):
+        assert len(a(word, add_special_tokens=False)["input_ids"]) == 1
+    text = "Ünïcode 🙂 and anything else"
+    assert a.decode(a(text)["input_ids"]) == text
