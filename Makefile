@@ -18,11 +18,11 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/hybridkv demo
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m ruff check src tests scripts
+	HF_HUB_OFFLINE=1 $(PY) -m ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
