@@ -92,6 +92,16 @@ class ChunkStore:
         self.slot_active = torch.zeros(total_slots, dtype=torch.bool, device=device)
         n_slots = n_slots_t
         m = int(n_slots.max()) if self.n_heads else 0
+        self._max_select = max(n_select) if n_select else 0
+        self._n_selected = sum(n_select)
+        # host staging for chunk copies, pinned so the copy to the accelerator is asynchronous
+        self._stage: tuple[torch.Tensor, torch.Tensor] | None = None
+        if device.type != "cpu" and total_slots:
+            shape = (total_slots, c, head_dim)
+            self._stage = (
+                torch.empty(shape, dtype=self.cold_k.dtype).pin_memory(),
+                torch.empty(shape, dtype=self.cold_v.dtype).pin_memory(),
+            )
         ar = torch.arange(m, device=device)
         self._slot_ok = ar[None, :] < n_slots[:, None]
         self._slot_idx = torch.where(self._slot_ok, self.slot_offset[:, None] + ar[None, :], 0)
@@ -99,7 +109,7 @@ class ChunkStore:
     # ------------------------------------------------------------------ per decode step
     def select(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """queries [n_heads, R, D] -> (global chunk ids [n_heads, S], valid [n_heads, S])."""
-        s = int(self.n_select.max()) if self.n_heads else 0
+        s = self._max_select
         if s == 0:
             empty = torch.zeros(self.n_heads, 0, dtype=torch.long, device=self.device)
             return empty, empty.bool()
@@ -127,23 +137,44 @@ class ChunkStore:
         miss_order = (~miss).to(torch.int8).argsort(dim=1, stable=True)
         j = min(chosen.shape[1], free_order.shape[1])
         take = torch.arange(j, device=self.device)[None, :] < n_miss[:, None]
-        dst = self._slot_idx.gather(1, free_order[:, :j])[take]
-        src = chosen.gather(1, miss_order[:, :j])[take]
-        if src.numel():
-            src_cpu = src.to(self.cold_k.device)
-            self.slot_k[dst] = self.cold_k[src_cpu].to(self.device, non_blocking=True)
-            self.slot_v[dst] = self.cold_v[src_cpu].to(self.device, non_blocking=True)
-            self.slot_chunk[dst] = src
-            self.slot_len[dst] = self.chunk_len[src]
+        dst_all = self._slot_idx.gather(1, free_order[:, :j])
+        src_all = chosen.gather(1, miss_order[:, :j])
+        # the one host round trip per layer and step: which chunks to read from the cold tier
+        packed = torch.stack([dst_all, src_all, take.long()]).to("cpu")
+        take_host = packed[2].bool()
+        dst, src = packed[0][take_host], packed[1][take_host]
+        misses = int(dst.numel())
+        if misses:
+            self._copy_in(dst, src)
         res = torch.where(self._slot_ok, self.slot_chunk[self._slot_idx], -2)
         active = ((res[:, :, None] == chosen[:, None, :]) & valid[:, None, :]).any(-1) & self._slot_ok
-        self.slot_active.zero_()
-        self.slot_active[self._slot_idx[active]] = True
-        self.slot_used[self._slot_idx[active]] = step
+        flat_idx = self._slot_idx.reshape(-1)
+        marks = torch.zeros(self.slot_active.shape, dtype=torch.int8, device=self.device)
+        marks.scatter_reduce_(0, flat_idx, active.reshape(-1).to(torch.int8), reduce="amax")
+        self.slot_active.copy_(marks.bool())
+        stamps = torch.where(active, step, 0).reshape(-1)
+        self.slot_used.scatter_reduce_(0, flat_idx, stamps, reduce="amax")
         pos = torch.arange(self.chunk_size, device=self.device)
         self.token_active.copy_(self.slot_active[:, None] & (pos[None, :] < self.slot_len[:, None]))
-        n_hit = int(hit.sum())
-        return FetchResult(hits=n_hit, misses=int(n_miss.sum()))
+        return FetchResult(hits=self._n_selected - misses, misses=misses)
+
+    def _copy_in(self, dst: torch.Tensor, src: torch.Tensor) -> None:
+        """Copy cold chunks ``src`` into resident slots ``dst`` (both host index tensors)."""
+        n = src.numel()
+        if self._stage is None:  # same device: gather straight into the slots
+            dst_d, src_d = dst.to(self.device), src.to(self.device)
+            self.slot_k.index_copy_(0, dst_d, self.cold_k.index_select(0, src))
+            self.slot_v.index_copy_(0, dst_d, self.cold_v.index_select(0, src))
+        else:
+            stage_k, stage_v = self._stage
+            torch.index_select(self.cold_k, 0, src, out=stage_k[:n])
+            torch.index_select(self.cold_v, 0, src, out=stage_v[:n])
+            dst_d = dst.to(self.device, non_blocking=True)
+            src_d = src.to(self.device, non_blocking=True)
+            self.slot_k.index_copy_(0, dst_d, stage_k[:n].to(self.device, non_blocking=True))
+            self.slot_v.index_copy_(0, dst_d, stage_v[:n].to(self.device, non_blocking=True))
+        self.slot_chunk.index_copy_(0, dst_d, src_d)
+        self.slot_len.index_copy_(0, dst_d, self.chunk_len.index_select(0, src_d))
 
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor]:
@@ -154,7 +185,8 @@ class ChunkStore:
         ]
 
     def cold_tensors(self) -> list[torch.Tensor]:
-        return [self.cold_k, self.cold_v]
+        """Host-side tensors: chunk bodies, and the pinned staging used to copy them in."""
+        return [self.cold_k, self.cold_v] + (list(self._stage) if self._stage is not None else [])
 
 
 def slot_counts(n_tokens: list[int], n_select: list[int], chunk_size: int, extra_slots: int) -> list[int]:
