@@ -49,19 +49,16 @@ def test_resume_matches_uninterrupted_run_and_output_loads(script, tmp_path):
         straight = tmp_path / "straight"
         script.main(["--out", str(straight), "--steps", "5", *TINY_RUN])
         resumed = tmp_path / "resumed"
-        first = script.main(["--out", str(resumed), "--steps", "5", "--max-minutes", "0", *TINY_RUN])
-        assert not first.completed and first.steps_done == 1  # the budget stops it after one step
-        script.main(["--out", str(resumed), "--steps", "3", *TINY_RUN])
-        state = json.loads((resumed / CHECKPOINT_DIR / "state.json").read_text())
-        assert state["step"] == 3
-        second = script.main(["--out", str(resumed), "--steps", "5", "--resume", *TINY_RUN])
+        first = script.main(["--out", str(resumed), "--steps", "5", "--stop-after", "3", *TINY_RUN])
+        assert not first.completed and first.steps_done == 3
+        assert json.loads((resumed / CHECKPOINT_DIR / "state.json").read_text())["step"] == 3
+        second = script.main(["--out", str(resumed), "--resume", *TINY_RUN])
     finally:
         torch.set_num_threads(threads)
     assert second.completed and second.steps_done == 5
-    assert _losses(resumed) == _losses(straight)  # bit-identical, not just close
     assert len(_losses(straight)) == 5 and all(math.isfinite(x) for x in _losses(straight))
-    a = load_model(straight).model.state_dict()
-    b = load_model(resumed).model.state_dict()
+    assert _losses(resumed) == _losses(straight)  # bit-identical, not just close
+    a, b = load_model(straight).model.state_dict(), load_model(resumed).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
     loaded = load_model(resumed)
@@ -75,12 +72,14 @@ def test_resume_matches_uninterrupted_run_and_output_loads(script, tmp_path):
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
 
-def test_resume_refuses_changed_settings(script, tmp_path):
+def test_time_budget_stops_cleanly_and_resume_refuses_changed_settings(script, tmp_path):
     threads = torch.get_num_threads()
     try:
-        script.main(["--out", str(tmp_path), "--steps", "1", *TINY_RUN])
+        first = script.main(["--out", str(tmp_path), "--steps", "4", "--max-minutes", "0", *TINY_RUN])
+        assert not first.completed and first.steps_done == 1  # one step, then the budget is spent
+        assert (tmp_path / "config.json").is_file() and (tmp_path / CHECKPOINT_DIR / "state.json").is_file()
         with pytest.raises(ConfigError, match="--lr"):
-            script.main(["--out", str(tmp_path), "--steps", "2", "--lr", "0.5", "--resume", *TINY_RUN])
+            script.main(["--out", str(tmp_path), "--lr", "0.5", "--resume", *TINY_RUN])
     finally:
         torch.set_num_threads(threads)
 

@@ -28,9 +28,12 @@ IGNORE_INDEX = -100
 
 @dataclass(frozen=True)
 class Example:
-    """One item as model input: 1-D token tensors plus the vision inputs of its images (if any)."""
+    """One item as model input: 1-D token tensors plus the vision inputs of its images (if any).
 
-    task: str
+    ``label`` names where the item came from (its task, or a mixture variant) for per-group losses.
+    """
+
+    label: str
     input_ids: torch.Tensor
     labels: torch.Tensor
     mm_token_type_ids: torch.Tensor
@@ -45,7 +48,7 @@ class Example:
         return int((self.labels != IGNORE_INDEX).sum())
 
 
-def encode(loaded: LoadedModel, item: TaskItem) -> Example:
+def encode(loaded: LoadedModel, item: TaskItem, label: str | None = None) -> Example:
     """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts."""
     tokenizer = loaded.tokenizer
     prompt = loaded.build_inputs(item.prompt, item_images(item))
@@ -57,7 +60,7 @@ def encode(loaded: LoadedModel, item: TaskItem) -> Example:
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
     return Example(
-        task=item.task,
+        label=item.task if label is None else label,
         input_ids=torch.cat([prompt_ids, target]),
         labels=torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target]),
         mm_token_type_ids=torch.cat([types, torch.zeros_like(target)]),

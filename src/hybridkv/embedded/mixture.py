@@ -44,9 +44,9 @@ DEFAULT_MIXTURE: tuple[Variant, ...] = (
     Variant("attribute", "attribute", 1.0),
     Variant("text_copy", "text_copy", 1.0),
     Variant("video", "video", 2.0),
-    Variant("long_mixed_few", "long_mixed", 1.0, {"min_images": 1, "max_images": 4}),
+    Variant("long_mixed_few", "long_mixed", 1.0, {"min_images": 1, "max_images": 3}),
     Variant("long_mixed_small", "long_mixed", 1.0, {"min_images": 2, "max_images": 12, "rows": 4, "cols": 4}),
-    Variant("long_mixed", "long_mixed", 0.25),
+    Variant("long_mixed", "long_mixed", 0.2),
 )
 
 
@@ -70,8 +70,11 @@ def item_seed(seed: int, step: int, slot: int) -> int:
     return int.from_bytes(digest, "little") >> 2
 
 
-def draw_items(mixture: Sequence[Variant], seed: int, step: int, batch_size: int) -> list[TaskItem]:
-    """The train items of one step: variants drawn by weight, each item generated from its own seed."""
+def draw_items(mixture: Sequence[Variant], seed: int, step: int, batch_size: int) -> list[tuple[str, TaskItem]]:
+    """The train items of one step with the name of the variant each came from.
+
+    Variants are drawn by weight from (seed, step); each item is generated from its own slot seed.
+    """
     if not mixture:
         raise ConfigError("the training mixture is empty")
     weights = np.array([v.weight for v in mixture], dtype=np.float64)
@@ -79,9 +82,9 @@ def draw_items(mixture: Sequence[Variant], seed: int, step: int, batch_size: int
         raise ConfigError("mixture weights must be non-negative with a positive sum")
     rng = np.random.default_rng([seed, step])
     picks = rng.choice(len(mixture), size=batch_size, p=weights / weights.sum())
-    items = []
+    drawn = []
     for slot, index in enumerate(picks):
         variant = mixture[int(index)]
-        data_seed = item_seed(seed, step, slot)
-        items.extend(generate_items(variant.task, "train", 1, seed=data_seed, **variant.options))
-    return items
+        (item,) = generate_items(variant.task, "train", 1, seed=item_seed(seed, step, slot), **variant.options)
+        drawn.append((variant.name, item))
+    return drawn

@@ -85,6 +85,7 @@ class RunOptions:
     final_eval_items: int = 64
     checkpoint_every: int = 100
     max_minutes: float | None = None
+    stop_after: int | None = None
     progress: bool = True
     mixture: Sequence[Variant] = field(default=DEFAULT_MIXTURE)
 
@@ -154,13 +155,15 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     deadline = None if options.max_minutes is None else started + 60.0 * options.max_minutes
     bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
     ema = None
-    while step < settings.steps:
+    last = settings.steps if options.stop_after is None else min(settings.steps, options.stop_after)
+    while step < last:
         t0 = time.monotonic()
         lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        items = draw_items(mixture, settings.seed, step, settings.batch_size)
-        loss, task_losses = train_step_loss(loaded, [encode(loaded, it) for it in items], settings.max_tokens)
+        drawn = draw_items(mixture, settings.seed, step, settings.batch_size)
+        examples = [encode(loaded, item, label=name) for name, item in drawn]
+        loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -175,7 +178,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
                 "lr": lr,
                 "grad_norm": grad_norm,
                 "seconds": round(seconds, 3),
-                "task_loss": task_losses,
+                "variant_loss": variant_losses,
             }
         )
         bar.update(1)
@@ -214,19 +217,19 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
 def train_step_loss(
     loaded: LoadedModel, examples: Sequence[Example], max_tokens: int
 ) -> tuple[float, dict[str, float]]:
-    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per task."""
+    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per example label."""
     total_tokens = sum(e.answer_tokens for e in examples)
-    per_task: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     step_loss = 0.0
     for group in micro_batches(examples, max_tokens):
         token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
         (token_loss.sum() / total_tokens).backward()
         step_loss += float(token_loss.detach().sum()) / total_tokens
         for row, value in zip(rows.tolist(), token_loss.detach().tolist(), strict=True):
-            acc = per_task[group[row].task]
+            acc = per_label[group[row].label]
             acc[0] += value
             acc[1] += 1
-    return step_loss, {task: round(s / n, 4) for task, (s, n) in sorted(per_task.items())}
+    return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
 
 
 def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

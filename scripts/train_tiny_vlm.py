@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Train hybridkv's embedded vision-language model on CPU, on the package's own synthetic task suite.
+
+The model is a small Qwen2.5-VL (see ``hybridkv.embedded``). Training is deterministic for a given
+seed and thread count, draws every batch from the train split on the fly (no dataset on disk), and
+is resumable: a checkpoint (safetensors + JSON, no pickle) is written to ``OUT/checkpoint`` every
+``--checkpoint-every`` steps and when ``--max-minutes`` runs out. At the end (or when the time is up)
+the script evaluates every task on the validation split and writes a checkpoint directory that
+``hybridkv.models.load_model(OUT)`` loads: config, safetensors, tokenizer, preprocessor config, chat
+template, plus ``training.json`` (steps, time, per-task validation accuracy, seed, versions) and the
+step log ``train_log.jsonl``.
+
+What it trains on: every task of ``hybridkv.data``, train split, generated per step from a seed
+derived from (--seed, step), mixed by the weights in ``hybridkv.embedded.mixture`` (long_mixed, at
+2,000-3,000 visual tokens an item, is mostly practised through cheaper variants with fewer or smaller
+grids). The loss is on the answer tokens and the end-of-turn token only.
+
+Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
+in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs
+torchvision (not importable next to the pinned CPU torch), and ``LoadedModel.build_inputs``, which
+every evaluation uses, takes images only. The cost is 2x the video path's visual tokens (frames are
+not merged in pairs); ``hybridkv.embedded.visual_token_count`` gives the count the model sees.
+
+Examples::
+
+    # the full run (about 2 hours on 2 cores); stop and resume at will
+    python scripts/train_tiny_vlm.py --out runs/embedded --threads 2
+    python scripts/train_tiny_vlm.py --out runs/embedded --threads 2 --resume
+
+    # a short probe
+    python scripts/train_tiny_vlm.py --out /tmp/probe --steps 300 --max-minutes 15 --threads 1
+
+To ship a trained model, copy OUT without its ``checkpoint/`` folder to ``src/hybridkv/assets/embedded``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from hybridkv.data import TASKS  # noqa: E402
+from hybridkv.embedded.training import (  # noqa: E402
+    CHECKPOINT_DIR,
+    RunOptions,
+    TrainResult,
+    TrainSettings,
+    settings_for_resume,
+    train,
+)
+from hybridkv.errors import HybridKVError  # noqa: E402
+
+DEFAULTS = TrainSettings()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="run directory: checkpoint, log, final model")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint (its settings are kept)")
+    run = p.add_argument_group("settings (fixed for a run; on --resume, omitted ones come from the checkpoint)")
+    run.add_argument("--steps", type=int, help=f"optimizer steps in all (default {DEFAULTS.steps})")
+    run.add_argument("--batch-size", type=int, help=f"items per step (default {DEFAULTS.batch_size})")
+    run.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default {DEFAULTS.lr})")
+    run.add_argument(
+        "--warmup-steps", type=int, help=f"linear warmup before cosine decay (default {DEFAULTS.warmup_steps})"
+    )
+    run.add_argument(
+        "--weight-decay", type=float, help=f"AdamW weight decay on matrices (default {DEFAULTS.weight_decay})"
+    )
+    run.add_argument("--seed", type=int, help=f"initial weights and data order (default {DEFAULTS.seed})")
+    run.add_argument(
+        "--max-tokens", type=int, help=f"padded tokens per micro-batch; memory vs speed (default {DEFAULTS.max_tokens})"
+    )
+    run.add_argument(
+        "--tasks", help=f"comma-separated subset of the suite to train on (default all: {','.join(TASKS)})"
+    )
+    obs = p.add_argument_group("execution (free to change between resumes)")
+    obs.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    obs.add_argument("--eval-every", type=int, default=250, help="steps between validation checks; 0 = only at the end")
+    obs.add_argument("--eval-items", type=int, default=16, help="validation items per task in periodic checks")
+    obs.add_argument("--final-eval-items", type=int, default=64, help="validation items per task at the end")
+    obs.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints")
+    obs.add_argument("--max-minutes", type=float, help="stop, checkpoint and export after this much wall-clock time")
+    obs.add_argument("--stop-after", type=int, help="stop, checkpoint and export after this step (resume later)")
+    obs.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log is still written)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> TrainResult:
+    args = parse_args(argv)
+    given = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup_steps": args.warmup_steps,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "max_tokens": args.max_tokens,
+        "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+    }
+    if args.resume:
+        settings = settings_for_resume(args.out, given)
+    else:
+        settings = TrainSettings(**{k: v for k, v in given.items() if v is not None})
+    options = RunOptions(
+        out_dir=args.out,
+        resume=args.resume,
+        threads=args.threads,
+        eval_every=args.eval_every,
+        eval_items=args.eval_items,
+        final_eval_items=args.final_eval_items,
+        checkpoint_every=args.checkpoint_every,
+        max_minutes=args.max_minutes,
+        stop_after=args.stop_after,
+        progress=not args.no_progress,
+    )
+    result = train(settings, options)
+    state = "finished" if result.completed else f"stopped at step {result.steps_done} (resume with --resume)"
+    print(f"{state}; model in {args.out}, checkpoint in {args.out / CHECKPOINT_DIR}")
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except HybridKVError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
