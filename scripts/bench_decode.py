@@ -109,8 +109,11 @@ def main() -> None:
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--budget", type=float, default=0.1)
     p.add_argument("--methods", nargs="+", default=["hybridkv", "text-prior-only", "retrieval-only"])
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (1 avoids oversubscription noise)")
     p.add_argument("--out", default=None)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     report = run(args)
     print(f"{'method':18s} {'prefill s':>9s} {'decode ms/tok':>13s} {'speedup':>8s} {'hot/full':>8s} {'cold MiB':>9s}")
     for r in report["rows"]:

@@ -67,11 +67,38 @@ def head_scores(
     return SCORES[name](probs, key_valid, token_types)
 
 
-def classify_static(scores: torch.Tensor, theta: float, policy: str = "online") -> torch.Tensor:
+def threshold_rule(scores: torch.Tensor, *, theta: float, **_: object) -> torch.Tensor:
+    """The paper's rule: static when the score passes a fixed threshold."""
+    return scores >= theta
+
+
+def quantile_rule(scores: torch.Tensor, *, dynamic_share: float, **_: object) -> torch.Tensor:
+    """A fixed share of each layer's heads (per prompt) is dynamic: the least concentrated ones.
+
+    Unlike a fixed threshold, this adapts to how concentrated a model's heads are overall.
+    """
+    n = scores.shape[-1]
+    n_dynamic = min(n, max(0, round(dynamic_share * n)))
+    order = scores.argsort(dim=-1, stable=True)  # ascending: least concentrated first
+    static = torch.ones_like(scores, dtype=torch.bool)
+    static.scatter_(-1, order[..., :n_dynamic], False)
+    return static
+
+
+CLASSIFIERS = {"threshold": threshold_rule, "quantile": quantile_rule}
+
+
+def classify_static(
+    scores: torch.Tensor,
+    theta: float,
+    policy: str = "online",
+    *,
+    rule: str = "threshold",
+    dynamic_share: float = 0.5,
+) -> torch.Tensor:
     """Boolean [B, H_kv]: True where the head is static (prune text-first), False where dynamic (retrieve)."""
     if policy == "static":
         return torch.ones_like(scores, dtype=torch.bool)
     if policy == "dynamic":
         return torch.zeros_like(scores, dtype=torch.bool)
-    return scores >= theta
-
+    return CLASSIFIERS[rule](scores, theta=theta, dynamic_share=dynamic_share)

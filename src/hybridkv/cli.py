@@ -40,6 +40,10 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theta", type=float, default=None, help="static-head threshold on the text-centric score")
     p.add_argument("--score", default=None, help="text-centric score: topk_mass, entropy, text_mass")
     p.add_argument("--head-types", choices=["online", "static", "dynamic"], default=None)
+    p.add_argument("--classifier", choices=["threshold", "quantile"], default=None)
+    p.add_argument("--dynamic-share", type=float, default=None, help="quantile classifier: share of dynamic heads")
+    p.add_argument("--allocator", choices=["hybridkv", "uniform"], default=None, help="split of a layer's budget")
+    p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
     p.add_argument("--sinks", type=int, default=None)
@@ -51,7 +55,11 @@ def _method_from_args(args: argparse.Namespace):
     from .methods import get_method
 
     options: dict[str, Any] = {"budget": parse_budget(args.budget)}
-    for name in ("theta", "score", "head_types", "chunk_size", "window", "sinks", "cold_tier", "cold_dir"):
+    names = (
+        "theta", "score", "head_types", "classifier", "dynamic_share", "allocator", "r", "chunk_size", "window",
+        "sinks", "cold_tier", "cold_dir",
+    )
+    for name in names:
         value = getattr(args, name)
         if value is not None:
             options[name] = value

@@ -44,6 +44,10 @@ class HybridKVConfig:
     """A KV head is static when its text-centric concentration score is >= theta."""
     score: str = "topk_mass"
     """Name of the text-centric score (see ``hybridkv.classify.SCORES``)."""
+    classifier: str = "threshold"
+    """Rule from scores to types: ``threshold`` (the paper's, uses theta) or ``quantile`` (uses dynamic_share)."""
+    dynamic_share: float = 0.5
+    """For ``quantile``: the share of each layer's KV heads made dynamic (the least concentrated)."""
     score_top_ratio: float = 0.05
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
@@ -92,8 +96,12 @@ class HybridKVConfig:
             raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
         if self.cold_tier not in ("host", "disk"):
             raise ConfigError(f"cold_tier must be 'host' or 'disk', got {self.cold_tier!r}")
-        from .classify import SCORES  # local import: classify depends on nothing here
+        from .classify import CLASSIFIERS, SCORES  # local import: classify depends on nothing here
 
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(f"unknown classifier {self.classifier!r}; choose one of {sorted(CLASSIFIERS)}")
+        if not (0.0 <= self.dynamic_share <= 1.0):
+            raise ConfigError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
         if self.score not in SCORES:
             raise ConfigError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
 

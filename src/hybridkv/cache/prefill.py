@@ -39,12 +39,12 @@ def analyse_window(
 ) -> WindowAnalysis:
     """Attention of the last ``window`` prompt queries over all prompt keys, aggregated per KV head.
 
-    query [B, H_q, L, D]; key [B, H_kv, L, D].
+    query [B, H_q, q, D] (the prompt's queries, or at least its last ``window``); key [B, H_kv, L, D].
     """
-    b, hq, length, d = query.shape
-    hkv = key.shape[1]
+    b, hq, q_len, d = query.shape
+    hkv, length = key.shape[1], key.shape[2]
     g = hq // hkv
-    w = min(window, length)
+    w = min(window, q_len, length)
     qw = query[:, :, -w:, :].reshape(b, hkv, g * w, d)
     scores = torch.matmul(qw.float(), key.float().transpose(-1, -2)).mul_(scaling)  # [B, H_kv, G*w, L]
     qpos = torch.arange(length - w, length, device=query.device).repeat(g)  # position of each window row

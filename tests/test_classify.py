@@ -1,0 +1,54 @@
+"""Classification on constructed heads: one locked on a few text tokens (static), one spread over
+visual tokens (dynamic). Every score and every rule must tell them apart."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hybridkv.cache.prefill import analyse_window
+from hybridkv.classify import CLASSIFIERS, SCORES, classify_static, head_scores
+from hybridkv.token_types import TokenType
+
+L, TEXT = 200, 40  # positions [0, 40) text, [40, 200) visual
+
+
+def constructed_attention():
+    """Queries/keys such that KV head 0 looks at one text key and KV head 1 spreads over visual keys."""
+    d, w = 16, 8
+    key = torch.zeros(1, 2, L, d)
+    key[0, 0, 17, 0] = 1.0  # one text anchor for head 0
+    key[0, 1, TEXT:, 1] = 1.0  # every visual key alike for head 1
+    query = torch.zeros(1, 4, w, d)  # 2 query heads per KV head
+    query[0, :2, :, 0] = 20.0
+    query[0, 2:, :, 1] = 20.0
+    types = torch.full((1, L), int(TokenType.TEXT))
+    types[0, TEXT:] = int(TokenType.IMAGE)
+    win = analyse_window(query, key, torch.ones(1, L, dtype=torch.bool), window=w, scaling=1.0)
+    return win, types
+
+
+@pytest.mark.parametrize("score", sorted(SCORES))
+def test_every_score_ranks_the_anchored_head_above_the_spread_one(score):
+    win, types = constructed_attention()
+    s = head_scores(score, win.probs, win.key_valid, types, top_ratio=0.05)
+    assert s.shape == (1, 2)
+    assert float(s[0, 0]) > 0.9 > float(s[0, 1])
+
+
+@pytest.mark.parametrize("rule", sorted(CLASSIFIERS))
+@pytest.mark.parametrize("score", sorted(SCORES))
+def test_every_rule_gives_the_expected_types(rule, score):
+    win, types = constructed_attention()
+    s = head_scores(score, win.probs, win.key_valid, types, top_ratio=0.05)
+    static = classify_static(s, 0.9, rule=rule, dynamic_share=0.5)
+    assert static.tolist() == [[True, False]]
+
+
+def test_forced_policies_and_quantile_edges():
+    s = torch.tensor([[0.1, 0.5, 0.9, 0.3]])
+    assert classify_static(s, 0.9, "static").all()
+    assert not classify_static(s, 0.9, "dynamic").any()
+    assert classify_static(s, 0.0, rule="quantile", dynamic_share=0.0).all()
+    assert not classify_static(s, 0.0, rule="quantile", dynamic_share=1.0).any()
+    assert classify_static(s, 0.0, rule="quantile", dynamic_share=0.5).tolist() == [[False, True, True, False]]
