@@ -99,8 +99,8 @@ class ChunkStore:
         if device.type != "cpu" and total_slots:
             shape = (total_slots, c, head_dim)
             self._stage = (
-                torch.empty(shape, dtype=self.cold_k.dtype).pin_memory(),
-                torch.empty(shape, dtype=self.cold_v.dtype).pin_memory(),
+                torch.empty(shape, dtype=self.cold_k.dtype, pin_memory=True),
+                torch.empty(shape, dtype=self.cold_v.dtype, pin_memory=True),
             )
         ar = torch.arange(m, device=device)
         self._slot_ok = ar[None, :] < n_slots[:, None]

@@ -18,10 +18,8 @@ def _round_outward(x: torch.Tensor, up: bool) -> torch.Tensor:
     y = x.to(SUMMARY_DTYPE)
     back = y.to(x.dtype)
     wrong = (back < x) if up else (back > x)
-    if wrong.any():
-        target = torch.full_like(y, float("inf") if up else float("-inf"))
-        y = torch.where(wrong, torch.nextafter(y, target), y)
-    return y
+    target = torch.full_like(y, float("inf") if up else float("-inf"))
+    return torch.where(wrong, torch.nextafter(y, target), y)
 
 
 def chunk_bounds(chunk_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

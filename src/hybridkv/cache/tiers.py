@@ -1,6 +1,7 @@
 """Cold tiers: where dynamic heads keep their full KV, off the accelerator.
 
-``host`` keeps chunk bodies in CPU memory (pinned when a GPU is present, so copies can be async);
+``host`` keeps chunk bodies in pageable CPU memory (pinning gigabytes costs more than it saves; the
+chunk store copies through a small pinned staging buffer instead);
 ``disk`` writes them to a memory-mapped file, so that the OS pages in only the chunks a step reads.
 """
 
@@ -24,10 +25,7 @@ class HostTier:
 
     def store(self, tensor: torch.Tensor) -> torch.Tensor:
         """Copy ``tensor`` into the tier and return the tier's tensor."""
-        out = tensor.detach().to("cpu", copy=True).contiguous()
-        if torch.cuda.is_available():
-            out = out.pin_memory()
-        return out
+        return tensor.detach().to("cpu", copy=True).contiguous()
 
 
 class DiskTier:
