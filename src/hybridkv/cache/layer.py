@@ -153,11 +153,12 @@ class HybridLayer(CacheLayerMixin):
         b, hkv, length, _ = key.shape
         key_valid = key_validity(attention_mask, b, length, key.device)
         types = self._token_types(b, length, key.device)
-        win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
-        scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
-        static = classify_static(
-            scores, cfg.theta, cfg.head_types, rule=cfg.classifier, dynamic_share=cfg.dynamic_share
-        )
+        with self.ctx.recorder.timed("classify"):  # part of "compress"; reported to show its cost
+            win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
+            scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
+            static = classify_static(
+                scores, cfg.theta, cfg.head_types, rule=cfg.classifier, dynamic_share=cfg.dynamic_share
+            )
         floor = cfg.sinks + cfg.window
         lengths = win.lengths.tolist()
         budgets = allocate_layer(
