@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hybridkv.cache.prefill import analyse_window
-from hybridkv.classify import CLASSIFIERS, SCORES, classify_static, head_scores
+from hybridkv.classify import RULES, SCORES, classify_static, head_scores
 from hybridkv.token_types import TokenType
 
 L, TEXT = 200, 40  # positions [0, 40) text, [40, 200) visual
@@ -36,7 +36,7 @@ def test_every_score_ranks_the_anchored_head_above_the_spread_one(score):
     assert float(s[0, 0]) > 0.9 > float(s[0, 1])
 
 
-@pytest.mark.parametrize("rule", sorted(CLASSIFIERS))
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("score", sorted(SCORES))
 def test_every_rule_gives_the_expected_types(rule, score):
     win, types = constructed_attention()
@@ -52,3 +52,14 @@ def test_forced_policies_and_quantile_edges():
     assert classify_static(s, 0.0, rule="quantile", dynamic_share=0.0).all()
     assert not classify_static(s, 0.0, rule="quantile", dynamic_share=1.0).any()
     assert classify_static(s, 0.0, rule="quantile", dynamic_share=0.5).tolist() == [[False, True, True, False]]
+
+
+def test_profile_and_blend_modes():
+    scores = torch.tensor([[0.95, 0.2, 0.88, 0.93]])
+    prior = torch.tensor([True, True, False, False])
+    assert classify_static(scores, 0.9, mode="profile", prior=prior).tolist() == [[True, True, False, False]]
+    # blend: the prior holds unless the score crosses theta by more than the margin
+    got = classify_static(scores, 0.9, mode="blend", prior=prior, margin=0.05)
+    assert got.tolist() == [[True, False, False, False]]
+    got = classify_static(scores, 0.9, mode="blend", prior=prior, margin=0.02)
+    assert got.tolist() == [[True, False, False, True]]

@@ -85,7 +85,8 @@ def quantile_rule(scores: torch.Tensor, *, dynamic_share: float, **_: object) ->
     return static
 
 
-CLASSIFIERS = {"threshold": threshold_rule, "quantile": quantile_rule}
+RULES = {"threshold": threshold_rule, "quantile": quantile_rule}
+MODES = ("online", "profile", "blend")
 
 
 def classify_static(
@@ -93,12 +94,27 @@ def classify_static(
     theta: float,
     policy: str = "online",
     *,
+    mode: str = "online",
     rule: str = "threshold",
     dynamic_share: float = 0.5,
+    prior: torch.Tensor | None = None,
+    margin: float = 0.05,
 ) -> torch.Tensor:
-    """Boolean [B, H_kv]: True where the head is static (prune text-first), False where dynamic (retrieve)."""
+    """Boolean [B, H_kv]: True where the head is static (prune text-first), False where dynamic (retrieve).
+
+    ``mode``: ``online`` decides from this input's scores with ``rule`` (the paper); ``profile`` uses the
+    offline profile's fixed types ``prior`` [H_kv]; ``blend`` keeps the prior unless this input's score
+    crosses theta by more than ``margin`` the other way.
+    """
     if policy == "static":
         return torch.ones_like(scores, dtype=torch.bool)
     if policy == "dynamic":
         return torch.zeros_like(scores, dtype=torch.bool)
-    return CLASSIFIERS[rule](scores, theta=theta, dynamic_share=dynamic_share)
+    if mode == "online":
+        return RULES[rule](scores, theta=theta, dynamic_share=dynamic_share)
+    if prior is None:
+        raise ValueError(f"classification mode {mode!r} needs a profile prior")
+    prior = prior.to(scores.device)[None, :].expand_as(scores)
+    if mode == "profile":
+        return prior.clone()
+    return torch.where(prior, scores >= theta - margin, scores >= theta + margin)

@@ -40,8 +40,12 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theta", type=float, default=None, help="static-head threshold on the text-centric score")
     p.add_argument("--score", default=None, help="text-centric score: topk_mass, entropy, text_mass")
     p.add_argument("--head-types", choices=["online", "static", "dynamic"], default=None)
-    p.add_argument("--classifier", choices=["threshold", "quantile"], default=None)
-    p.add_argument("--dynamic-share", type=float, default=None, help="quantile classifier: share of dynamic heads")
+    p.add_argument("--classify", choices=["online", "profile", "blend"], default=None,
+                   help="head types from this input (online), from --profile, or the profile as a prior (blend)")
+    p.add_argument("--rule", choices=["threshold", "quantile"], default=None, help="online rule")
+    p.add_argument("--dynamic-share", type=float, default=None, help="quantile rule: share of dynamic heads")
+    p.add_argument("--profile", default=None, help="a head profile written by `hybridkv profile`")
+    p.add_argument("--margin", type=float, default=None, help="blend: margin needed to overturn the profile")
     p.add_argument("--allocator", choices=["hybridkv", "uniform"], default=None, help="split of a layer's budget")
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
@@ -56,13 +60,17 @@ def _method_from_args(args: argparse.Namespace):
 
     options: dict[str, Any] = {"budget": parse_budget(args.budget)}
     names = (
-        "theta", "score", "head_types", "classifier", "dynamic_share", "allocator", "r", "chunk_size", "window",
-        "sinks", "cold_tier", "cold_dir",
+        "theta", "score", "head_types", "classify", "rule", "dynamic_share", "margin", "allocator", "r",
+        "chunk_size", "window", "sinks", "cold_tier", "cold_dir",
     )
     for name in names:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    if args.profile is not None:
+        from .profile import load_profile
+
+        options["profile"] = load_profile(args.profile)
     return get_method(args.method, **options)
 
 

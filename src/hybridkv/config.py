@@ -6,7 +6,7 @@ number of tokens per KV head (an int >= 1); *tokens* always count positions of o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import BudgetError, ConfigError
@@ -44,10 +44,17 @@ class HybridKVConfig:
     """A KV head is static when its text-centric concentration score is >= theta."""
     score: str = "topk_mass"
     """Name of the text-centric score (see ``hybridkv.classify.SCORES``)."""
-    classifier: str = "threshold"
-    """Rule from scores to types: ``threshold`` (the paper's, uses theta) or ``quantile`` (uses dynamic_share)."""
+    classify: str = "online"
+    """``online``: types from this input's scores (the paper); ``profile``: the profile's fixed types;
+    ``blend``: the profile as a prior that this input's score overturns only by more than ``margin``."""
+    rule: str = "threshold"
+    """Online rule: ``threshold`` (the paper's, uses theta) or ``quantile`` (uses dynamic_share)."""
     dynamic_share: float = 0.5
     """For ``quantile``: the share of each layer's KV heads made dynamic (the least concentrated)."""
+    profile: Any = None
+    """A ``hybridkv.profile.HeadProfile`` (needed by ``classify`` = profile / blend)."""
+    margin: float = 0.05
+    """For ``blend``: how far past theta an input's score must be to overturn the profile's type."""
     score_top_ratio: float = 0.05
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
@@ -96,14 +103,31 @@ class HybridKVConfig:
             raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
         if self.cold_tier not in ("host", "disk"):
             raise ConfigError(f"cold_tier must be 'host' or 'disk', got {self.cold_tier!r}")
-        from .classify import CLASSIFIERS, SCORES  # local import: classify depends on nothing here
+        from .classify import MODES, RULES, SCORES  # local import: classify depends on nothing here
 
-        if self.classifier not in CLASSIFIERS:
-            raise ConfigError(f"unknown classifier {self.classifier!r}; choose one of {sorted(CLASSIFIERS)}")
+        if self.rule not in RULES:
+            raise ConfigError(f"unknown rule {self.rule!r}; choose one of {sorted(RULES)}")
+        if self.classify not in MODES:
+            raise ConfigError(f"unknown classify mode {self.classify!r}; choose one of {list(MODES)}")
+        if self.classify != "online" and self.profile is None:
+            raise ConfigError(
+                f"classify={self.classify!r} needs a head profile; pass --profile FILE (see `hybridkv profile`)"
+            )
+        if self.classify == "blend" and self.profile.score_name != self.score:
+            raise ConfigError(
+                f"the profile measured score {self.profile.score_name!r} but the cache uses {self.score!r}; "
+                f"pass --score {self.profile.score_name} or re-profile"
+            )
+        if self.margin < 0:
+            raise ConfigError(f"margin must be >= 0, got {self.margin}")
         if not (0.0 <= self.dynamic_share <= 1.0):
             raise ConfigError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
         if self.score not in SCORES:
             raise ConfigError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready options; a profile is recorded by what it was measured on, not its arrays."""
+        out = asdict(replace(self, profile=None))
+        if self.profile is not None:
+            out["profile"] = {"fingerprint": self.profile.fingerprint, "calib": self.profile.calib}
+        return out

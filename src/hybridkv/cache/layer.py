@@ -156,8 +156,10 @@ class HybridLayer(CacheLayerMixin):
         with self.ctx.recorder.timed("classify"):  # part of "compress"; reported to show its cost
             win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
             scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
+            prior = None if cfg.profile is None else cfg.profile.static_types()[self.layer_idx]
             static = classify_static(
-                scores, cfg.theta, cfg.head_types, rule=cfg.classifier, dynamic_share=cfg.dynamic_share
+                scores, cfg.theta, cfg.head_types, mode=cfg.classify, rule=cfg.rule,
+                dynamic_share=cfg.dynamic_share, prior=prior, margin=cfg.margin,
             )
         floor = cfg.sinks + cfg.window
         lengths = win.lengths.tolist()

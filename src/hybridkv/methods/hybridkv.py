@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -37,6 +37,8 @@ class HybridKV(Method):
         from ..models import get_adapter
 
         adapter = get_adapter(model)
+        if self.config.profile is not None:
+            self.config.profile.check_model(model)  # a profile of another model fails before any work
         text_config = adapter.text_config(model.config)
         token_types = adapter.token_types(inputs, model.config) if inputs is not None else None
         return HybridCache(text_config.num_hidden_layers, self.config, token_types)
@@ -49,7 +51,8 @@ class HybridKV(Method):
             yield model
 
     def describe(self) -> dict[str, Any]:
-        cfg = {f.name: getattr(self.config, f.name) for f in fields(self.config) if f.name != "extra"}
+        cfg = self.config.to_dict()
+        cfg.pop("extra", None)
         return {"method": self.name, **cfg}
 
 
