@@ -25,6 +25,10 @@ _EXPORTS = {
     "load_image": "hybridkv.models",
     "tiny_random_model": "hybridkv.models",
     "TokenType": "hybridkv.token_types",
+    "HeadProfile": "hybridkv.profile",
+    "load_profile": "hybridkv.profile",
+    "save_profile": "hybridkv.profile",
+    "profile_model": "hybridkv.profiling",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -91,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-new-tokens", type=int, default=16)
     d.add_argument("--fast", action="store_true", help="smaller inputs (for CI)")
 
-    sub.add_parser("methods", help="list the registered compression methods")
+    sub.add_parser("methods", help="list the registered compression methods").set_defaults(handler=cmd_methods)
+    g.set_defaults(handler=cmd_generate)
+    d.set_defaults(handler=cmd_demo)
+    from .commands import profile_cmd
+
+    profile_cmd.add_parser(sub)
     return parser
 
 
@@ -134,9 +139,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    handler = {"generate": cmd_generate, "demo": cmd_demo, "methods": cmd_methods}[args.command]
     try:
-        return handler(args)
+        return args.handler(args)
     except HybridKVError as exc:
         print(f"hybridkv: error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,8 @@ number of tokens per KV head (an int >= 1); *tokens* always count positions of o
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from .errors import BudgetError, ConfigError
@@ -127,7 +128,7 @@ class HybridKVConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; a profile is recorded by what it was measured on, not its arrays."""
-        out = asdict(replace(self, profile=None))
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "profile"}
         if self.profile is not None:
             out["profile"] = {"fingerprint": self.profile.fingerprint, "calib": self.profile.calib}
         return out

@@ -218,7 +218,7 @@ class HybridLayer(CacheLayerMixin):
             chosen, valid = self.chunks.select(grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]])
             self.chunks.fetch(chosen, valid, step=0)
         self.heads = LayerHeads(
-            scores=[[round(float(s), 6) for s in row] for row in scores.tolist()],
+            scores=scores.tolist(),
             static=static.tolist(),
             budget=budgets.tolist(),
             hot_tokens=hot_tokens,
