@@ -94,9 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list the registered compression methods").set_defaults(handler=cmd_methods)
     g.set_defaults(handler=cmd_generate)
     d.set_defaults(handler=cmd_demo)
-    from .commands import profile_cmd
+    from .commands import eval_cmd, profile_cmd
 
     profile_cmd.add_parser(sub)
+    eval_cmd.add_parser(sub)
     return parser
 
 
