@@ -15,12 +15,18 @@ from .methods import Method
 
 
 class _TokenClock(StoppingCriteria):
-    """Stamps the time each new token is produced (never stops generation itself)."""
+    """Stamps the time each new token is produced (never stops generation itself).
+
+    On an accelerator it waits for the queued work first: otherwise a stamp would only say when the
+    host finished *enqueuing* the step, and prefill would look instantaneous.
+    """
 
     def __init__(self) -> None:
         self.stamps: list[float] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        if input_ids.is_cuda:
+            torch.cuda.synchronize(input_ids.device)
         self.stamps.append(time.perf_counter())
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
