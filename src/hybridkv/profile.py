@@ -19,15 +19,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 from .errors import ConfigError
+from .io import atomic_write
 
 SCHEMA_VERSION: int = 1
 FORMAT = "hybridkv.profile"
@@ -211,30 +210,6 @@ def arrays_path(path: str | os.PathLike[str]) -> Path:
     if p.suffix == ARRAYS_SUFFIX:
         raise ProfileError(f"{p} is the arrays file; pass the profile's JSON manifest (e.g. {p.with_suffix('.json')})")
     return p.with_suffix(ARRAYS_SUFFIX)
-
-
-def _umask() -> int:
-    """The process umask (only readable by setting it; set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through a temporary file in the same directory, then rename: readers never see half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the result ordinary permissions
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:

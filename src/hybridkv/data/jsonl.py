@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import InputError
+from ..io import atomic_write
 from .item import TaskItem
 
 FORMAT = "hybridkv.data/1"
@@ -25,20 +25,8 @@ MANIFEST = "items.jsonl"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_png(image: Image.Image, path: Path) -> None:
-    _atomic_write(path, lambda handle: image.save(handle, format="PNG"))
+    atomic_write(path, lambda handle: image.save(handle, format="PNG"))
 
 
 def _record(item: TaskItem, out: Path) -> dict[str, Any]:
@@ -74,7 +62,7 @@ def export_jsonl(items: Iterable[TaskItem], out_dir: str | os.PathLike[str]) -> 
     out = Path(out_dir)
     lines = [json.dumps(_record(item, out), sort_keys=True, ensure_ascii=False) + "\n" for item in items]
     manifest = out / MANIFEST
-    _atomic_write(manifest, lambda handle: handle.write("".join(lines).encode("utf-8")))
+    atomic_write(manifest, lambda handle: handle.write("".join(lines).encode("utf-8")))
     return manifest
 
 

@@ -14,8 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..io import atomic_write
 from .config import REFERENCE_METHOD, format_budget
-from .results import atomic_write
 from .summary import SummaryRow
 
 BUDGET_PLOT = "accuracy_vs_budget.png"
