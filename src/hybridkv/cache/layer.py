@@ -161,24 +161,48 @@ class HybridLayer(CacheLayerMixin):
                 scores, cfg.theta, cfg.head_types, mode=cfg.classify, rule=cfg.rule,
                 dynamic_share=cfg.dynamic_share, prior=prior, margin=cfg.margin,
             )
-        floor = cfg.sinks + cfg.window
-        lengths = win.lengths.tolist()
+        lengths = [int(n) for n in win.lengths.tolist()]
         budgets = allocate_layer(
-            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=floor, sinks=cfg.sinks,
-            window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r,
+            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=cfg.sinks + cfg.window,
+            sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r,
         ).to(key.device)
 
+        # static heads: text-prior selection; dynamic heads: sinks (+ window, below) stay resident
         importance = pooled_importance(win.probs, cfg.pooling_kernel)
         keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
         sinks_only = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :]
         resident = torch.where(static[..., None], keep, sinks_only)
-
         hot_tokens = keep.sum(-1).tolist()
         cold_tokens = [[0] * hkv for _ in range(b)]
-        bodies_k, bodies_v, segments, n_select, dyn = [], [], [], [], []
+        plan = self._plan_dynamic_heads(static, budgets, key_valid, lengths, resident, hot_tokens, cold_tokens)
+        self._store(key, value, resident, plan, query)
+        self.row_lengths = lengths
+        self.heads = LayerHeads(
+            scores=scores.tolist(), static=static.tolist(), budget=budgets.tolist(),
+            hot_tokens=hot_tokens, cold_tokens=cold_tokens,
+        )
+        self.keys = self.values = None  # the full prompt K/V is released here
+        self.phase = Phase.COMPRESSED
+        self._awaiting_attention = False
+
+    def _plan_dynamic_heads(
+        self,
+        static: torch.Tensor,
+        budgets: torch.Tensor,
+        key_valid: torch.Tensor,
+        lengths: list[int],
+        resident: torch.Tensor,
+        hot_tokens: list[list[int]],
+        cold_tokens: list[list[int]],
+    ) -> list[tuple[int, int, int, int, int]]:
+        """Lay out each dynamic head (once per prefill): marks its window resident, fills the token counts.
+
+        Returns (b, h, start, stop, n_select) for every dynamic head with a middle to retrieve from.
+        """
+        cfg = self.ctx.config
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
-        self.row_lengths = [int(n) for n in lengths]
-        for bi, hi in (~static).nonzero().tolist():  # once per prefill, not per step
+        plan = []
+        for bi, hi in (~static).nonzero().tolist():
             lay = dynamic_layout(
                 lengths[bi], int(budgets[bi, hi]), sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size
             )
@@ -189,44 +213,45 @@ class HybridLayer(CacheLayerMixin):
             hot_tokens[bi][hi] = lay.attended_tokens
             cold_tokens[bi][hi] = lay.middle
             if lay.middle:
-                bodies_k.append(key[bi, hi, start:stop])
-                bodies_v.append(value[bi, hi, start:stop])
-                segments.append(bi * hkv + hi)
-                n_select.append(lay.n_select)
-                dyn.append((bi, hi))
+                plan.append((bi, hi, start, stop, lay.n_select))
+        return plan
 
+    def _store(
+        self,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        resident: torch.Tensor,
+        plan: list[tuple[int, int, int, int, int]],
+        query: torch.Tensor,
+    ) -> None:
+        """Pack the resident tokens into the hot store and the dynamic heads' middles into the chunk store."""
+        cfg = self.ctx.config
+        b, hkv, length, _ = key.shape
         counts = resident.sum(-1).flatten()  # boolean indexing flattens in (b, h, l) order
         seg_dtype = torch.int16 if b * hkv < 2**15 else torch.int32  # per-token metadata kept small
         resident_seg = torch.repeat_interleave(torch.arange(b * hkv, device=key.device, dtype=seg_dtype), counts)
-        if not bodies_k:
+        if not plan:
             self.hot = HotStore(key[resident], value[resident], resident_seg)
-        else:
-            n_tokens = [t.shape[0] for t in bodies_k]
-            n_slots = slot_counts(n_tokens, n_select, cfg.chunk_size, cfg.lru_extra_chunks)
-            slot_seg = torch.repeat_interleave(
-                torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
-            )
-            self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
-            self.chunks = ChunkStore(
-                bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size, n_slots=n_slots,
-                slots=self.hot.slot_views(cfg.chunk_size), tier=self.ctx.tier, device=key.device,
-            )
-            self.dyn_index = torch.tensor(dyn, dtype=torch.long, device=key.device)
-            # warm the slots with the chunks the observation window itself would pick
-            w = min(cfg.window, length)
-            grouped = query[:, :, -w:, :].reshape(b, hkv, -1, query.shape[-1])
-            chosen, valid = self.chunks.select(grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]])
-            self.chunks.fetch(chosen, valid, step=0)
-        self.heads = LayerHeads(
-            scores=scores.tolist(),
-            static=static.tolist(),
-            budget=budgets.tolist(),
-            hot_tokens=hot_tokens,
-            cold_tokens=cold_tokens,
+            return
+        segments = [bi * hkv + hi for bi, hi, *_ in plan]
+        n_select = [n for *_, n in plan]
+        bodies_k = [key[bi, hi, start:stop] for bi, hi, start, stop, _ in plan]
+        bodies_v = [value[bi, hi, start:stop] for bi, hi, start, stop, _ in plan]
+        n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, cfg.chunk_size, cfg.lru_extra_chunks)
+        slot_seg = torch.repeat_interleave(
+            torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
         )
-        self.keys = self.values = None  # the full prompt K/V is released here
-        self.phase = Phase.COMPRESSED
-        self._awaiting_attention = False
+        self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
+        self.chunks = ChunkStore(
+            bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size, n_slots=n_slots,
+            slots=self.hot.slot_views(cfg.chunk_size), tier=self.ctx.tier, device=key.device,
+        )
+        self.dyn_index = torch.tensor([(bi, hi) for bi, hi, *_ in plan], dtype=torch.long, device=key.device)
+        # warm the slots with the chunks the observation window itself would pick
+        w = min(cfg.window, length)
+        grouped = query[:, :, -w:, :].reshape(b, hkv, -1, query.shape[-1])
+        chosen, valid = self.chunks.select(grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]])
+        self.chunks.fetch(chosen, valid, step=0)
 
     def _token_types(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
         types = self.ctx.token_types
