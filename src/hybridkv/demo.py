@@ -7,17 +7,16 @@ one the trained model will get.
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from .generation import generation_record
 from .methods import get_method
 from .models import tiny_random_model
 from .models.testing import synthetic_image
-from .report import print_rows
+from .report import make_console, print_rows
 
 NOTE = (
     "[yellow]Note:[/yellow] the trained embedded model is not shipped yet; this demo runs a tiny [bold]random[/bold] "
-    "Qwen2.5-VL built in memory. Its text is noise; the KV bytes and timings are real measurements."
+    "Qwen2.5-VL built in memory. Its text is noise; the KV bytes and timings are real measurements. At this tiny "
+    "size per-step overhead dominates decode time; see docs/performance.md for larger models."
 )
 
 
@@ -33,7 +32,7 @@ def demo_cases(fast: bool) -> list[tuple[str, str, list]]:
 
 
 def run_demo(*, budget: float | int = 0.1, max_new_tokens: int = 16, fast: bool = False) -> int:
-    console = Console()
+    console = make_console()
     console.print(NOTE)
     loaded = tiny_random_model("qwen2_5_vl")
     methods = [get_method("full"), get_method("hybridkv", budget=budget)]
@@ -44,5 +43,5 @@ def run_demo(*, budget: float | int = 0.1, max_new_tokens: int = 16, fast: bool 
             record["case"] = case
             rows.append(record)
     print_rows(rows, title=f"full cache vs HybridKV at budget {budget} ({loaded.name})", console=console)
-    console.print("Next: `hybridkv generate --help` for your own prompts and images.")
+    console.print("Next: `hybridkv eval --help` (accuracy vs budget), `hybridkv generate --help` (your prompts).")
     return 0

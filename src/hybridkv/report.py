@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+
+def make_console() -> Console:
+    """A console that does not squeeze tables to 80 columns when output is piped to a file or a log."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def human_bytes(n: int | float | None) -> str:
@@ -21,17 +27,18 @@ def human_bytes(n: int | float | None) -> str:
 
 
 def print_generation(record: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     console.print(f"[bold]{record['method']}[/bold] (budget {record['budget']}): {record['text']!r}")
     print_rows([record], console=console)
 
 
 def print_rows(records: Sequence[dict[str, Any]], *, title: str | None = None, console: Console | None = None) -> None:
     """One row per generation: method, KV bytes per tier, ratio to the full cache, timings."""
-    console = console or Console()
+    console = console or make_console()
     table = Table(title=title)
-    for col in ("case", "method", "prompt tok", "hot KV", "cold KV", "hot / full", "decode ms/tok", "answer"):
-        table.add_column(col, overflow="fold")
+    for col in ("case", "method", "prompt tok", "hot KV", "cold KV", "hot / full", "decode ms/tok"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("answer", no_wrap=True, max_width=32, overflow="ellipsis")
     for r in records:
         ratio = r.get("hot_ratio")
         table.add_row(
@@ -42,6 +49,6 @@ def print_rows(records: Sequence[dict[str, Any]], *, title: str | None = None, c
             human_bytes(r["kv_bytes"]["cold"]),
             "-" if ratio is None else f"{ratio:.3f}",
             f"{r['decode_ms_per_token']:.1f}",
-            repr(r["text"])[:40],
+            repr(r["text"])[:32],
         )
     console.print(table)
