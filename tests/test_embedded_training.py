@@ -13,6 +13,8 @@ import torch
 from hybridkv.data import generate_items
 from hybridkv.embedded import build_untrained, embedded_tokenizer
 from hybridkv.embedded.examples import IGNORE_INDEX, collate, encode, micro_batches
+from hybridkv.embedded.mixture import DEFAULT_MIXTURE, draw_items, select
+from hybridkv.embedded.schedule import FLOOR, learning_rate
 from hybridkv.embedded.training import CHECKPOINT_DIR, LOG_FILE, SUMMARY_FILE
 from hybridkv.errors import ConfigError
 from hybridkv.models import load_model
@@ -123,3 +125,25 @@ def test_tokenizer_is_deterministic_and_answers_are_single_tokens():
         assert len(a(word, add_special_tokens=False)["input_ids"]) == 1
     text = "Ünïcode 🙂 and anything else"
     assert a.decode(a(text)["input_ids"]) == text
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    rates = [learning_rate(s, 1e-3, 100, 10) for s in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:], strict=False))
+    assert rates[-1] == pytest.approx(FLOOR * 1e-3)
+
+
+def test_batches_depend_on_seed_and_step_only_and_follow_the_curriculum():
+    mixture = select(DEFAULT_MIXTURE, ["attribute", "text_copy"])
+
+    def ids(seed: int, step: int, total: int = 100) -> list[tuple[str, str]]:
+        return [(name, item.prompt) for name, item in draw_items(mixture, seed, step, total, 6)]
+
+    assert ids(0, 7) == ids(0, 7)
+    assert ids(0, 7) != ids(0, 8) and ids(0, 7) != ids(1, 7)
+    assert all(item.split == "train" for _, item in draw_items(mixture, 0, 3, 100, 6))
+    easy = {"attribute_1_2", "text_copy_short"}
+    first = [name for step in range(20) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
+    last = [name for step in range(980, 1000) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
+    assert sum(n in easy for n in first) > 2 * sum(n in easy for n in last)

@@ -108,7 +108,7 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     """Per-parameter state as flat ``state.<index>.<key>`` tensors, and the groups' hyperparameters as JSON."""
     sd = optimizer.state_dict()
     tensors = {
-        f"state.{index}.{key}": value.detach().clone().contiguous()
+        f"state.{index}.{key}": value.detach().cpu().clone().contiguous()
         for index, entry in sd["state"].items()
         for key, value in entry.items()
         if isinstance(value, torch.Tensor)

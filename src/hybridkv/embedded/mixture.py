@@ -4,10 +4,16 @@ Items are generated on the fly from the train split with a seed derived from (ru
 so no dataset is stored, a resumed run sees exactly the items an uninterrupted one would, and the
 validation and test splits stay unseen by construction (the suite assigns splits by content).
 
+A model this small trained from scratch sits on a plateau (answering every question with the task's
+most common answer) until it learns to look at the right tokens. Easy variants of each task (one or
+two objects, 3x3 grids, short lists, two or three images) get it off that plateau several times
+sooner, so the mixture starts with them and shifts, over the first ``CURRICULUM`` of the run, to the
+suite's default difficulty, keeping a little of the easy variants to the end.
+
 ``long_mixed`` is the expensive task (8-12 grid images, 2,000-3,000 visual tokens, ~30x a grid item),
-so most of its practice comes from cheaper variants of the same task: fewer 8x8 grids (reading rows
-and columns up to 8) and many 4x4 grids (finding image k among up to 12); the full size is drawn
-rarely. Variants only change the task's options, so every item is still a train-split item.
+so most of its practice comes from cheaper variants of it: fewer 8x8 grids (reading rows and
+columns up to 8) and many 4x4 grids (finding image k among up to 12); the full size is drawn rarely.
+Variants only change a task's options, so every item is still a train-split item.
 """
 
 from __future__ import annotations
@@ -23,30 +29,70 @@ import numpy as np
 from hybridkv.data import TASKS, TaskItem, generate_items
 from hybridkv.errors import ConfigError
 
+# Fraction of the run over which weights move from ``start_weight`` to ``weight``.
+CURRICULUM = 0.3
+
 
 @dataclass(frozen=True)
 class Variant:
-    """One entry of the mixture: a task with option overrides, drawn with probability ~ ``weight``."""
+    """One entry of the mixture: a task with option overrides.
+
+    It is drawn with probability proportional to ``start_weight`` at step 0, moving linearly to
+    ``weight`` once the run is ``CURRICULUM`` done (``start_weight`` None: constant ``weight``).
+    """
 
     name: str
     task: str
     weight: float
     options: Mapping[str, Any] = field(default_factory=dict)
+    start_weight: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        if self.weight < 0 or (self.start_weight is not None and self.start_weight < 0):
+            raise ConfigError(f"mixture variant {self.name!r} has a negative weight")
 
+    def weight_at(self, progress: float) -> float:
+        """Weight at ``progress`` (0 = first step, 1 = last) of the run."""
+        if self.start_weight is None:
+            return self.weight
+        t = min(1.0, max(0.0, progress) / CURRICULUM)
+        return self.start_weight + (self.weight - self.start_weight) * t
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "weight": self.weight,
+            "start_weight": self.start_weight,
+            "options": dict(self.options),
+        }
+
+
+# 4x4 grids: a quarter of the default's tokens per image, so up to 12 images stay cheap.
+_SMALL_GRIDS: Mapping[str, int] = MappingProxyType({"min_images": 2, "max_images": 12, "rows": 4, "cols": 4})
 
 DEFAULT_MIXTURE: tuple[Variant, ...] = (
-    Variant("grid", "grid", 3.0),
-    Variant("multi_image", "multi_image", 2.0),
-    Variant("counting", "counting", 2.0),
-    Variant("attribute", "attribute", 1.0),
-    Variant("text_copy", "text_copy", 1.0),
-    Variant("video", "video", 2.0),
-    Variant("long_mixed_few", "long_mixed", 1.0, {"min_images": 1, "max_images": 3}),
-    Variant("long_mixed_small", "long_mixed", 1.0, {"min_images": 2, "max_images": 12, "rows": 4, "cols": 4}),
-    Variant("long_mixed", "long_mixed", 0.2),
+    Variant("grid_3x3", "grid", 0.5, {"rows": 3, "cols": 3}, start_weight=3.0),
+    Variant("grid", "grid", 3.0, start_weight=0.5),
+    Variant("attribute_1_2", "attribute", 0.25, {"min_objects": 1, "max_objects": 2}, start_weight=2.0),
+    Variant("attribute", "attribute", 1.0, start_weight=0.5),
+    Variant(
+        "counting_small",
+        "counting",
+        0.25,
+        {"max_count": 3, "min_distractors": 0, "max_distractors": 3},
+        start_weight=2.0,
+    ),
+    Variant("counting", "counting", 2.0, start_weight=0.5),
+    Variant("text_copy_short", "text_copy", 0.25, {"min_items": 2, "max_items": 4}, start_weight=1.5),
+    Variant("text_copy", "text_copy", 1.0, start_weight=0.5),
+    Variant("multi_image_2_3", "multi_image", 0.25, {"min_images": 2, "max_images": 3}, start_weight=1.5),
+    Variant("multi_image", "multi_image", 2.0, start_weight=0.5),
+    Variant("video", "video", 2.0, start_weight=1.0),
+    Variant("long_mixed_few", "long_mixed", 1.0, {"min_images": 1, "max_images": 3}, start_weight=0.0),
+    Variant("long_mixed_small", "long_mixed", 1.0, _SMALL_GRIDS, start_weight=0.25),
+    Variant("long_mixed", "long_mixed", 0.2, start_weight=0.0),
 )
 
 
@@ -70,16 +116,18 @@ def item_seed(seed: int, step: int, slot: int) -> int:
     return int.from_bytes(digest, "little") >> 2
 
 
-def draw_items(mixture: Sequence[Variant], seed: int, step: int, batch_size: int) -> list[tuple[str, TaskItem]]:
+def draw_items(
+    mixture: Sequence[Variant], seed: int, step: int, total_steps: int, batch_size: int
+) -> list[tuple[str, TaskItem]]:
     """The train items of one step with the name of the variant each came from.
 
-    Variants are drawn by weight from (seed, step); each item is generated from its own slot seed.
+    Variants are drawn by their weight at this step from (seed, step); each item is generated from its
+    own slot seed.
     """
-    if not mixture:
-        raise ConfigError("the training mixture is empty")
-    weights = np.array([v.weight for v in mixture], dtype=np.float64)
-    if (weights < 0).any() or weights.sum() <= 0:
-        raise ConfigError("mixture weights must be non-negative with a positive sum")
+    progress = step / max(1, total_steps - 1)
+    weights = np.array([v.weight_at(progress) for v in mixture], dtype=np.float64)
+    if not mixture or weights.sum() <= 0:
+        raise ConfigError(f"the training mixture has no weight at step {step}; give some variant a weight")
     rng = np.random.default_rng([seed, step])
     picks = rng.choice(len(mixture), size=batch_size, p=weights / weights.sum())
     drawn = []

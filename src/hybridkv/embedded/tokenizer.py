@@ -26,7 +26,9 @@ VOCAB_SIZE = 1024
 CORPUS_ITEMS_PER_TASK = 32
 # Rendering long_mixed's full-size items only to read their prompts would cost seconds; one grid
 # image gives the same prompt template.
-_CHEAP_OPTIONS: Mapping[str, Mapping[str, int]] = MappingProxyType({"long_mixed": {"min_images": 1, "max_images": 1}})
+_CHEAP_OPTIONS: Mapping[str, Mapping[str, int]] = MappingProxyType(
+    {"long_mixed": MappingProxyType({"min_images": 1, "max_images": 1})}
+)
 # BPE only merges pairs seen at least twice; an answer written once would stay split into pieces.
 _ANSWER_REPEATS = 2
 
@@ -38,6 +40,8 @@ def suite_corpus(items_per_task: int = CORPUS_ITEMS_PER_TASK) -> Iterator[str]:
             yield item.prompt
         for answer in sorted(answer_vocabulary(task)):
             yield from (answer,) * _ANSWER_REPEATS
+    # The chat template's own words ("user", "assistant"), as they appear around a turn.
+    yield from ("<|im_start|>user\n", "<|im_start|>assistant\n") * _ANSWER_REPEATS
     # Numbers the prompts and answers may use under non-default task options.
     yield " ".join(str(i) for i in range(100))
 

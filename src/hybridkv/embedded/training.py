@@ -13,7 +13,7 @@ import json
 import platform
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -41,14 +41,14 @@ SUMMARY_FILE = "training.json"
 class TrainSettings:
     """What defines a run's result; a resumed run must keep these (``steps`` may grow)."""
 
-    steps: int = 4000
+    steps: int = 6000
     batch_size: int = 16
-    lr: float = 1e-3
-    warmup_steps: int = 100
+    lr: float = 5e-4
+    warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
-    max_tokens: int = 4096
+    max_tokens: int = 512
     tasks: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -87,6 +87,7 @@ class RunOptions:
     max_minutes: float | None = None
     stop_after: int | None = None
     progress: bool = True
+    device: str = "cpu"
     mixture: Sequence[Variant] = field(default=DEFAULT_MIXTURE)
 
 
@@ -131,14 +132,14 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     mixture = select(options.mixture, settings.tasks)
     loaded = build_untrained(settings.seed)
     model = loaded.model
+    model.to(options.device)
     model.train()
     optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr, betas=(0.9, 0.98))
     step, elapsed_before = 0, 0.0
     if options.resume:
         resumed = load_checkpoint(out / CHECKPOINT_DIR, model, optimizer)
-        saved = TrainSettings.from_json(resumed.settings)
-        if {**saved.to_json(), "steps": 0} != {**settings.to_json(), "steps": 0}:
-            raise ConfigError("the settings differ from the checkpoint's; use settings_for_resume to merge them")
+        if {**resumed.settings, "steps": 0} != {**settings.to_json(), "steps": 0}:
+            raise ConfigError("the settings differ from the checkpoint's; merge them with settings_for_resume")
         step, elapsed_before = resumed.step, resumed.elapsed_seconds
     log = _Log(out / LOG_FILE, keep_through=step)
 
@@ -153,38 +154,17 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     eval_tasks = sorted({v.task for v in mixture})
     losses: list[float] = []
     deadline = None if options.max_minutes is None else started + 60.0 * options.max_minutes
-    bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
-    ema = None
     last = settings.steps if options.stop_after is None else min(settings.steps, options.stop_after)
+    bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
     while step < last:
-        t0 = time.monotonic()
-        lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        drawn = draw_items(mixture, settings.seed, step, settings.batch_size)
-        examples = [encode(loaded, item, label=name) for name, item in drawn]
-        loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        record = _train_step(loaded, optimizer, mixture, settings, step)
         step += 1
-        seconds = time.monotonic() - t0
-        losses.append(loss)
-        ema = loss if ema is None else 0.95 * ema + 0.05 * loss
-        log.write(
-            {
-                "step": step,
-                "loss": loss,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "seconds": round(seconds, 3),
-                "variant_loss": variant_losses,
-            }
-        )
+        losses.append(record["loss"])
+        log.write(record)
         bar.update(1)
-        bar.set_postfix(loss=f"{ema:.3f}", s_step=f"{seconds:.2f}")
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", s_step=f"{record['seconds']:.2f}")
         if options.eval_every and step % options.eval_every == 0 and step < settings.steps:
-            _report(bar, log, step, evaluate(loaded, n_per_task=options.eval_items, tasks=eval_tasks))
+            _report(bar.write, log, step, evaluate(loaded, n_per_task=options.eval_items, tasks=eval_tasks))
         if options.checkpoint_every and step % options.checkpoint_every == 0:
             checkpoint()
         if deadline is not None and time.monotonic() >= deadline:
@@ -193,9 +173,9 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     bar.close()
     checkpoint()
     results = evaluate(loaded, n_per_task=options.final_eval_items, tasks=eval_tasks)
-    _report(None, log, step, results)
+    _report(tqdm.write, log, step, results)
     validation = {task: r.accuracy for task, r in results.items()}
-    loaded.model.eval()
+    model.eval()
     save_pretrained_dir(loaded, out)
     summary = {
         "steps": step,
@@ -207,11 +187,39 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
         "validation_items_per_task": options.final_eval_items,
         "seed": settings.seed,
         "settings": settings.to_json(),
-        "mixture": [{"name": v.name, "task": v.task, "weight": v.weight, "options": dict(v.options)} for v in mixture],
+        "mixture": [v.to_json() for v in mixture],
         "versions": _versions(),
     }
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return TrainResult(step, step >= settings.steps, elapsed(), validation, losses)
+
+
+def _train_step(
+    loaded: LoadedModel,
+    optimizer: torch.optim.Optimizer,
+    mixture: Sequence[Variant],
+    settings: TrainSettings,
+    step: int,
+) -> dict[str, Any]:
+    """One optimizer step (0-based ``step``); returns its log record."""
+    t0 = time.monotonic()
+    lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    drawn = draw_items(mixture, settings.seed, step, settings.steps, settings.batch_size)
+    examples = [encode(loaded, item, label=name) for name, item in drawn]
+    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {
+        "step": step + 1,
+        "loss": loss,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "seconds": round(time.monotonic() - t0, 3),
+        "variant_loss": variant_losses,
+    }
 
 
 def train_step_loss(
@@ -224,8 +232,9 @@ def train_step_loss(
     for group in micro_batches(examples, max_tokens):
         token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
         (token_loss.sum() / total_tokens).backward()
-        step_loss += float(token_loss.detach().sum()) / total_tokens
-        for row, value in zip(rows.tolist(), token_loss.detach().tolist(), strict=True):
+        values = token_loss.detach().cpu()
+        step_loss += float(values.sum()) / total_tokens
+        for row, value in zip(rows.tolist(), values.tolist(), strict=True):
             acc = per_label[group[row].label]
             acc[0] += value
             acc[1] += 1
@@ -238,7 +247,7 @@ def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> 
     The output projection runs only on the positions that predict a label, not on every prompt and image
     position.
     """
-    batch = dict(batch)
+    batch = {k: v.to(loaded.model.device) for k, v in batch.items()}
     labels = batch.pop("labels")
     hidden = loaded.model.model(**batch, use_cache=False).last_hidden_state
     targets = labels[:, 1:]
@@ -258,11 +267,10 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
 
 
-def _report(bar: tqdm | None, log: _Log, step: int, results: dict[str, TaskResult]) -> None:
+def _report(write: Callable[[str], None], log: _Log, step: int, results: dict[str, TaskResult]) -> None:
     accuracy = {task: round(r.accuracy, 4) for task, r in results.items()}
     log.write({"step": step, "eval": accuracy, "items": {t: r.total for t, r in results.items()}})
-    line = f"step {step} validation exact match: " + ", ".join(f"{t} {a:.2f}" for t, a in accuracy.items())
-    (bar.write if bar is not None else tqdm.write)(line)
+    write(f"step {step} validation exact match: " + ", ".join(f"{t} {a:.2f}" for t, a in accuracy.items()))
 
 
 def _versions() -> dict[str, str]:
