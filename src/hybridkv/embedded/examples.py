@@ -51,7 +51,7 @@ class Example:
 def encode(loaded: LoadedModel, item: TaskItem, label: str | None = None) -> Example:
     """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts."""
     tokenizer = loaded.tokenizer
-    prompt = loaded.build_inputs(item.prompt, item_images(item))
+    prompt = loaded.build_inputs(item.prompt, item_images(item)).to("cpu")  # examples stay on the host
     answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
     if not answer:
         raise InputError(f"item {item.id} has an empty answer; every training item needs one")
