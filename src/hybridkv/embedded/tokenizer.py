@@ -20,7 +20,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import PreTrainedTokenizerFast
 
 from hybridkv.data import TASKS, answer_vocabulary, generate_items
-from hybridkv.models.tokenizer import QWEN_VL_TOKENS, TokenizerSpec
+from hybridkv.models.tokenizer import QWEN_VL_TOKENS, TokenizerSpec, wrap_backend
 
 VOCAB_SIZE = 1024
 CORPUS_ITEMS_PER_TASK = 32
@@ -64,15 +64,4 @@ def embedded_tokenizer(vocab_size: int = VOCAB_SIZE, spec: TokenizerSpec = QWEN_
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     backend.train_from_iterator(list(suite_corpus()), trainer=trainer)
-    named = {spec.pad, spec.eos, spec.bos}
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token=spec.eos,
-        pad_token=spec.pad,
-        bos_token=spec.bos,
-        additional_special_tokens=[s for s in specials if s not in named],
-        padding_side="left",
-        model_max_length=32768,
-    )
-    tok.chat_template = spec.chat_template
-    return tok
+    return wrap_backend(backend, spec)

@@ -130,13 +130,18 @@ def byte_level_tokenizer(spec: TokenizerSpec) -> PreTrainedTokenizerFast:
     # Register the specials on the backend first so their ids are "bytes, then spec order".
     specials = spec.all_special
     backend.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
+    return wrap_backend(backend, spec)
+
+
+def wrap_backend(backend: Tokenizer, spec: TokenizerSpec) -> PreTrainedTokenizerFast:
+    """A transformers tokenizer around ``backend`` with ``spec``'s special tokens and chat template."""
     named = {spec.pad, spec.eos, spec.bos}
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token=spec.eos,
         pad_token=spec.pad,
         bos_token=spec.bos,
-        additional_special_tokens=[s for s in specials if s not in named],
+        additional_special_tokens=[s for s in spec.all_special if s not in named],
         padding_side="left",
         model_max_length=32768,
     )
