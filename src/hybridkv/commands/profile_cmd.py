@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import ConfigError
-
-DEFAULT_MODEL = "tiny-random-qwen2_5_vl"
 
 
 def add_parser(subparsers: Any) -> None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..defaults import DEFAULT_MODEL
 from ..errors import ConfigError
 
-DEFAULT_MODEL = "tiny-random-qwen2_5_vl"
 DEFAULT_METHODS: tuple[str, ...] = ("full", "hybridkv")
 DEFAULT_BUDGETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5)
 DEFAULT_LIMIT = 20
