@@ -12,6 +12,7 @@ from hybridkv.budget import (
     dynamic_layout,
     prompt_tokens_budget,
     proportional_split,
+    pyramid_scale,
     two_level_allocation,
     uniform_allocation,
 )
@@ -133,3 +134,22 @@ def test_bad_budgets_raise_one_clear_error(bad):
 def test_bad_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         HybridKVConfig(**kwargs)
+
+
+@SETTINGS
+@given(num_layers=st.integers(1, 80), beta=st.floats(1.5, 50.0))
+def test_pyramid_schedule_averages_to_one_and_falls_with_depth(num_layers, beta):
+    scales = [pyramid_scale(i, num_layers, beta) for i in range(num_layers)]
+    assert abs(sum(scales) / num_layers - 1.0) < 1e-9
+    assert all(a >= b for a, b in zip(scales, scales[1:], strict=False))
+    assert min(scales) > 0
+
+
+def test_pyramid_layers_and_full_budget():
+    static = torch.zeros(1, 2, dtype=torch.bool)
+    kw = dict(floor=4, sinks=1, window=3, chunk_size=4, r=1.0)
+    first = allocate_layer("pyramid", 0.1, static, torch.rand(1, 2), [1000], layer_scale=pyramid_scale(0, 8), **kw)
+    last = allocate_layer("pyramid", 0.1, static, torch.rand(1, 2), [1000], layer_scale=pyramid_scale(7, 8), **kw)
+    assert first[0, 0] > 100 > last[0, 0] >= 4
+    full = allocate_layer("pyramid", 1.0, static, torch.rand(1, 2), [1000], layer_scale=pyramid_scale(7, 8), **kw)
+    assert full.tolist() == [[1000, 1000]]  # budget 1.0 is never scaled down

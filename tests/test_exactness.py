@@ -45,13 +45,22 @@ def greedy(model, inputs, cache):
 @pytest.mark.parametrize(("family", "case"), list(cases()))
 @pytest.mark.parametrize("head_types", ["static", "dynamic", "online"])
 def test_full_budget_matches_dynamic_cache(tiny, family, case, head_types):
+    check_full_budget(tiny, family, case, head_types)
+
+
+@pytest.mark.parametrize("allocator", ["uniform", "pyramid"])
+def test_full_budget_is_exact_under_every_allocator(tiny, allocator):
+    check_full_budget(tiny, "qwen2_5_vl", "one_image", "online", allocator=allocator)
+
+
+def check_full_budget(tiny, family, case, head_types, **options):
     loaded = tiny(family)
     prompt, images = prompt_case(family, case)
     inputs = loaded.build_inputs(prompt, images)
     text_config = loaded.adapter.text_config(loaded.model.config)
     ref = greedy(loaded.model, inputs, DynamicCache(config=text_config))
 
-    method = HybridKV(budget=1.0, head_types=head_types, chunk_size=8, window=8, sinks=2)
+    method = HybridKV(budget=1.0, head_types=head_types, chunk_size=8, window=8, sinks=2, **options)
     with method(loaded.model):
         cache = method.make_cache(loaded.model, inputs)
         out = greedy(loaded.model, inputs, cache)

@@ -106,3 +106,13 @@ def test_cache_type_is_a_transformers_cache():
     from hybridkv.config import HybridKVConfig
 
     assert isinstance(HybridCache(2, HybridKVConfig()), Cache)
+
+
+def test_pyramid_allocator_gives_deeper_layers_less(big_prompt):
+    loaded, inputs = big_prompt
+    cache = run(loaded, inputs, budget=0.1, allocator="pyramid", head_types="static")
+    per_layer = [layer.hot.keys.shape[0] for layer in cache.layers]
+    assert per_layer == sorted(per_layer, reverse=True) and per_layer[0] > per_layer[-1]
+    flat = run(loaded, inputs, budget=0.1, allocator="uniform", head_types="static")
+    total = sum(layer.hot.keys.shape[0] for layer in flat.layers)
+    assert abs(sum(per_layer) - total) <= 0.05 * total  # same total memory, redistributed by depth

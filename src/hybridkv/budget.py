@@ -163,7 +163,21 @@ def uniform_allocation(total: int, static: list[bool], scores: list[float], prom
     return proportional_split(min(total, n * prompt_len), [1.0] * n, [prompt_len] * n)
 
 
-ALLOCATORS = {"uniform": uniform_allocation, "hybridkv": two_level_allocation}
+ALLOCATORS = {"uniform": uniform_allocation, "hybridkv": two_level_allocation, "pyramid": uniform_allocation}
+"""Head-level split per allocator; ``pyramid`` is uniform within a layer but scales layers (see below)."""
+
+
+def pyramid_scale(layer_idx: int, num_layers: int, beta: float = 20.0) -> float:
+    """PyramidKV's layer schedule: budgets fall linearly with depth and average to 1 over the layers.
+
+    The last layer gets ``1 / beta`` of the mean budget and the first ``2 - 1 / beta``: lower layers
+    attend broadly, upper layers concentrate on few tokens.
+    """
+    if num_layers <= 1:
+        return 1.0
+    last = 1.0 / beta
+    first = 2.0 - last
+    return first - (first - last) * layer_idx / (num_layers - 1)
 
 
 def allocate_layer(
@@ -178,13 +192,21 @@ def allocate_layer(
     window: int,
     chunk_size: int,
     r: float,
+    layer_scale: float = 1.0,
 ) -> torch.Tensor:
-    """Per-head budgets [B, H_kv] for one layer: each row's total is its per-head budget times H_kv."""
+    """Per-head budgets [B, H_kv] for one layer: each row's total is its per-head budget times H_kv.
+
+    ``layer_scale`` multiplies the per-head budget of this layer (a layer schedule such as
+    ``pyramid_scale``) before the floor and the prompt length clamp it. A budget that covers the
+    whole prompt is never scaled: budget 1.0 means no compression under every allocator.
+    """
     fn = ALLOCATORS[name]
     rows = []
     n_heads = static.shape[1]
     for b, length in enumerate(lengths):
-        total = n_heads * prompt_tokens_budget(budget, length, floor=floor)
+        raw = budget * length if isinstance(budget, float) else float(budget)
+        scaled = max(1, math.ceil(raw * layer_scale - 1e-9)) if raw < length else length
+        total = n_heads * prompt_tokens_budget(scaled, length, floor=floor)
         rows.append(
             fn(total, static[b].tolist(), scores[b].tolist(), length,
                floor=floor, sinks=sinks, window=window, chunk_size=chunk_size, r=r)

@@ -59,7 +59,8 @@ class HybridKVConfig:
     score_top_ratio: float = 0.05
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
-    """How a layer's budget is split over its heads: ``hybridkv`` (type level, then head level) or ``uniform``."""
+    """How the budget is split: ``hybridkv`` (type level, then head level), ``uniform`` (every head alike),
+    or ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike)."""
     r: float = 1.0
     """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
     head_types: HeadTypePolicy = "online"

@@ -25,6 +25,7 @@ class HybridCache(Cache):
             token_types=None if token_types is None else token_types.detach().long(),
             tier=make_tier(config.cold_tier, config.cold_dir),
             recorder=StatsRecorder(),
+            num_layers=num_layers,
         )
         super().__init__(layers=[HybridLayer(i, self.ctx) for i in range(num_layers)])
 

@@ -21,7 +21,7 @@ from enum import Enum
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
-from ..budget import allocate_layer, dynamic_layout
+from ..budget import allocate_layer, dynamic_layout, pyramid_scale
 from ..classify import classify_static, head_scores
 from ..config import HybridKVConfig
 from ..errors import CacheStateError, InputError
@@ -48,6 +48,7 @@ class CacheContext:
     token_types: torch.Tensor | None
     tier: HostTier | DiskTier
     recorder: StatsRecorder
+    num_layers: int = 1
     step: int = 0
 
 
@@ -162,9 +163,10 @@ class HybridLayer(CacheLayerMixin):
                 dynamic_share=cfg.dynamic_share, prior=prior, margin=cfg.margin,
             )
         lengths = [int(n) for n in win.lengths.tolist()]
+        scale = pyramid_scale(self.layer_idx, self.ctx.num_layers) if cfg.allocator == "pyramid" else 1.0
         budgets = allocate_layer(
             cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=cfg.sinks + cfg.window,
-            sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r,
+            sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r, layer_scale=scale,
         ).to(key.device)
 
         # static heads: text-prior selection; dynamic heads: sinks (+ window, below) stay resident
