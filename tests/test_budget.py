@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridkv.budget import (
+    adaptive_allocation,
     allocate_layer,
     dynamic_layout,
     prompt_tokens_budget,
@@ -153,3 +154,24 @@ def test_pyramid_layers_and_full_budget():
     assert first[0, 0] > 100 > last[0, 0] >= 4
     full = allocate_layer("pyramid", 1.0, static, torch.rand(1, 2), [1000], layer_scale=pyramid_scale(7, 8), **kw)
     assert full.tolist() == [[1000, 1000]]  # budget 1.0 is never scaled down
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), length=st.integers(1, 400), per_head=st.integers(1, 400))
+def test_adaptive_allocation_exact_and_floored(seed, n, length, per_head):
+    g = torch.Generator().manual_seed(seed)
+    importance = torch.rand(n, length, generator=g) ** 4
+    per_head = prompt_tokens_budget(per_head, length, floor=8)
+    out = adaptive_allocation(n * per_head, [True] * n, [0.5] * n, length, floor=8, importance=importance)
+    assert sum(out) == n * per_head
+    assert all(min(8, length) <= b <= length for b in out)
+
+
+def test_adaptive_gives_the_spread_head_more():
+    length = 1000
+    concentrated = torch.zeros(length)
+    concentrated[:5] = 1.0
+    spread = torch.full((length,), 0.01)
+    out = adaptive_allocation(2 * 100, [True, True], [0.9, 0.1], length, floor=20,
+                              importance=torch.stack([concentrated, spread]))
+    assert sum(out) == 200 and out[1] > out[0] >= 20

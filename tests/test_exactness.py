@@ -48,7 +48,7 @@ def test_full_budget_matches_dynamic_cache(tiny, family, case, head_types):
     check_full_budget(tiny, family, case, head_types)
 
 
-@pytest.mark.parametrize("allocator", ["uniform", "pyramid"])
+@pytest.mark.parametrize("allocator", ["uniform", "pyramid", "adaptive"])
 def test_full_budget_is_exact_under_every_allocator(tiny, allocator):
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "online", allocator=allocator)
 

@@ -116,3 +116,12 @@ def test_pyramid_allocator_gives_deeper_layers_less(big_prompt):
     flat = run(loaded, inputs, budget=0.1, allocator="uniform", head_types="static")
     total = sum(layer.hot.keys.shape[0] for layer in flat.layers)
     assert abs(sum(per_layer) - total) <= 0.05 * total  # same total memory, redistributed by depth
+
+
+def test_adaptive_allocator_gives_heads_different_budgets(big_prompt):
+    loaded, inputs = big_prompt
+    cache = run(loaded, inputs, budget=0.1, allocator="adaptive", head_types="static")
+    budgets = [b for layer in cache.stats().heads for b in layer.budget[0]]
+    assert len(set(budgets)) > 1
+    for layer in cache.stats().heads:
+        assert sum(layer.budget[0]) == len(layer.budget[0]) * max(20, round(0.1 * cache.stats().prompt_tokens[0] + 0.5))

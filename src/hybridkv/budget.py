@@ -120,6 +120,7 @@ def two_level_allocation(
     window: int,
     chunk_size: int,
     r: float = 1.0,
+    **_: object,
 ) -> list[int]:
     """HybridKV's top-down split for one layer and prompt: head type first, then each head.
 
@@ -163,7 +164,45 @@ def uniform_allocation(total: int, static: list[bool], scores: list[float], prom
     return proportional_split(min(total, n * prompt_len), [1.0] * n, [prompt_len] * n)
 
 
-ALLOCATORS = {"uniform": uniform_allocation, "hybridkv": two_level_allocation, "pyramid": uniform_allocation}
+def adaptive_allocation(
+    total: int,
+    static: list[bool],
+    scores: list[float],
+    prompt_len: int,
+    *,
+    floor: int,
+    importance: torch.Tensor | None = None,
+    safeguard: float = 0.2,
+    **_: object,
+) -> list[int]:
+    """AdaKV-style: the heads compete for the layer's budget through their window attention.
+
+    Each head first gets ``safeguard`` of an even share (at least the floor); the rest goes to the
+    heads owning the top-scored (head, token) pairs of ``importance`` [H, L] across the whole layer,
+    so a head whose attention is concentrated on a few tokens gives budget to one that is spread out.
+    """
+    n = len(static)
+    total = min(total, n * prompt_len)
+    if importance is None:
+        return uniform_allocation(total, static, scores, prompt_len)
+    base = min(prompt_len, max(min(floor, prompt_len), int(safeguard * total / max(n, 1))))
+    out = [base] * n
+    spare = total - base * n
+    if spare > 0:
+        flat = importance[:, :prompt_len].reshape(-1).float()
+        top = flat.topk(min(spare + base * n, flat.numel())).indices // prompt_len
+        counts = torch.bincount(top, minlength=n).tolist()  # tokens each head would keep by itself
+        extra = proportional_split(spare, [max(c - base, 0) + 1e-6 for c in counts], [prompt_len - base] * n)
+        out = [o + e for o, e in zip(out, extra, strict=True)]
+    return out
+
+
+ALLOCATORS = {
+    "uniform": uniform_allocation,
+    "hybridkv": two_level_allocation,
+    "pyramid": uniform_allocation,
+    "adaptive": adaptive_allocation,
+}
 """Head-level split per allocator; ``pyramid`` is uniform within a layer but scales layers (see below)."""
 
 
@@ -193,12 +232,14 @@ def allocate_layer(
     chunk_size: int,
     r: float,
     layer_scale: float = 1.0,
+    importance: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-head budgets [B, H_kv] for one layer: each row's total is its per-head budget times H_kv.
 
     ``layer_scale`` multiplies the per-head budget of this layer (a layer schedule such as
     ``pyramid_scale``) before the floor and the prompt length clamp it. A budget that covers the
     whole prompt is never scaled: budget 1.0 means no compression under every allocator.
+    ``importance`` [B, H_kv, L'] (each row's real tokens first) feeds the ``adaptive`` allocator.
     """
     fn = ALLOCATORS[name]
     rows = []
@@ -207,8 +248,9 @@ def allocate_layer(
         raw = budget * length if isinstance(budget, float) else float(budget)
         scaled = max(1, math.ceil(raw * layer_scale - 1e-9)) if raw < length else length
         total = n_heads * prompt_tokens_budget(scaled, length, floor=floor)
+        row_importance = None if importance is None else importance[b]
         rows.append(
-            fn(total, static[b].tolist(), scores[b].tolist(), length,
-               floor=floor, sinks=sinks, window=window, chunk_size=chunk_size, r=r)
+            fn(total, static[b].tolist(), scores[b].tolist(), length, floor=floor, sinks=sinks, window=window,
+               chunk_size=chunk_size, r=r, importance=row_importance)
         )
     return torch.tensor(rows, dtype=torch.long)

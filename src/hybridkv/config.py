@@ -60,7 +60,8 @@ class HybridKVConfig:
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
     """How the budget is split: ``hybridkv`` (type level, then head level), ``uniform`` (every head alike),
-    or ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike)."""
+    ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike), or
+    ``adaptive`` (AdaKV: heads compete for the layer's budget through their window attention)."""
     r: float = 1.0
     """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
     head_types: HeadTypePolicy = "online"

@@ -164,13 +164,18 @@ class HybridLayer(CacheLayerMixin):
             )
         lengths = [int(n) for n in win.lengths.tolist()]
         scale = pyramid_scale(self.layer_idx, self.ctx.num_layers) if cfg.allocator == "pyramid" else 1.0
+        importance = pooled_importance(win.probs, cfg.pooling_kernel)
+        real_first = None
+        if cfg.allocator == "adaptive":  # each row's real tokens first, as the allocator expects
+            order = torch.argsort((~key_valid).to(torch.int8), dim=-1, stable=True)
+            real_first = importance.gather(-1, order[:, None, :].expand_as(importance)).cpu()
         budgets = allocate_layer(
             cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=cfg.sinks + cfg.window,
             sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r, layer_scale=scale,
+            importance=real_first,
         ).to(key.device)
 
         # static heads: text-prior selection; dynamic heads: sinks (+ window, below) stay resident
-        importance = pooled_importance(win.probs, cfg.pooling_kernel)
         keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
         sinks_only = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :]
         resident = torch.where(static[..., None], keep, sinks_only)
