@@ -64,6 +64,8 @@ class HybridKVConfig:
     ``adaptive`` (AdaKV: heads compete for the layer's budget through their window attention)."""
     r: float = 1.0
     """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
+    selector: str = "text_prior"
+    """How evicting (static) heads rank tokens: ``text_prior`` (HybridKV), ``attention`` (SnapKV), ``recency``."""
     head_types: HeadTypePolicy = "online"
     """``online`` classifies per input; ``static`` / ``dynamic`` force every head (the paper's ablations)."""
     window: int = 16
@@ -90,7 +92,10 @@ class HybridKVConfig:
         if not (0.0 < self.score_top_ratio <= 1.0):
             raise ConfigError(f"score_top_ratio must be in (0, 1], got {self.score_top_ratio}")
         from .budget import ALLOCATORS
+        from .cache.prefill import SELECTORS
 
+        if self.selector not in SELECTORS:
+            raise ConfigError(f"unknown selector {self.selector!r}; choose one of {sorted(SELECTORS)}")
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"unknown allocator {self.allocator!r}; choose one of {sorted(ALLOCATORS)}")
         if not (self.r > 0):

@@ -29,7 +29,14 @@ from ..kernels import merge_partials, segment_attention, tail_attention
 from ..token_types import TokenType
 from .chunk_store import ChunkStore, slot_counts
 from .hot_store import HotStore
-from .prefill import analyse_window, key_validity, pooled_importance, protected_positions, text_prior_keep
+from .prefill import (
+    SELECTORS,
+    analyse_window,
+    keep_by_priority,
+    key_validity,
+    pooled_importance,
+    protected_positions,
+)
 from .stats import LayerHeads, StatsRecorder, storage_bytes
 from .tiers import DiskTier, HostTier
 
@@ -176,7 +183,8 @@ class HybridLayer(CacheLayerMixin):
         ).to(key.device)
 
         # static heads: text-prior selection; dynamic heads: sinks (+ window, below) stay resident
-        keep = text_prior_keep(importance, key_valid, types, budgets, sinks=cfg.sinks, window=cfg.window)
+        priority = SELECTORS[cfg.selector](importance, types, key_valid)
+        keep = keep_by_priority(priority, key_valid, budgets, sinks=cfg.sinks, window=cfg.window)
         sinks_only = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :]
         resident = torch.where(static[..., None], keep, sinks_only)
         hot_tokens = keep.sum(-1).tolist()

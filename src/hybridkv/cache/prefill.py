@@ -73,25 +73,39 @@ def protected_positions(key_valid: torch.Tensor, *, sinks: int, window: int) -> 
     return key_valid & ((rank < sinks) | (rank >= n - window))
 
 
-def text_prior_keep(
-    importance: torch.Tensor,
+def text_prior_priority(importance: torch.Tensor, token_types: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    """HybridKV's static heads: every text token first (by window attention), then visuals by attention."""
+    is_text = (token_types == TokenType.TEXT)[:, None, :]
+    return importance + is_text.to(importance.dtype) * 2.0  # importance <= 1: any text outranks any visual
+
+
+def attention_priority(importance: torch.Tensor, token_types: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    """SnapKV: pooled window attention alone, whatever the modality."""
+    return importance
+
+
+def recency_priority(importance: torch.Tensor, token_types: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    """StreamingLLM: the most recent tokens (besides the sinks, which are always kept)."""
+    rank = torch.cumsum(key_valid.long(), dim=-1).to(importance.dtype) / key_valid.shape[-1]
+    return rank[:, None, :].expand_as(importance)
+
+
+SELECTORS = {"text_prior": text_prior_priority, "attention": attention_priority, "recency": recency_priority}
+"""How an evicting head ranks prompt tokens; the sinks and the recent window always come first."""
+
+
+def keep_by_priority(
+    priority: torch.Tensor,
     key_valid: torch.Tensor,
-    token_types: torch.Tensor,
     budgets: torch.Tensor,
     *,
     sinks: int,
     window: int,
 ) -> torch.Tensor:
-    """Text-prior pruning: [B, H_kv, L] bool of kept positions, exactly ``budgets[b, h]`` per head.
-
-    Priority: sinks and recent window, then every text token (ranked by window attention if text alone
-    overflows the budget), then visual tokens by pooled window attention.
-    """
-    prio = importance.clone()
-    is_text = (token_types == TokenType.TEXT)[:, None, :]
-    prio = prio + is_text.to(prio.dtype) * 2.0  # importance <= 1, so every text token outranks visuals
+    """[B, H_kv, L] bool: the sinks, the recent window, then the highest ``priority`` (< 4), exactly
+    ``budgets[b, h]`` real tokens per head."""
     prot = protected_positions(key_valid, sinks=sinks, window=window)[:, None, :]
-    prio = prio + prot.to(prio.dtype) * 4.0
+    prio = priority + prot.to(priority.dtype) * 4.0
     prio = prio.masked_fill(~key_valid[:, None, :], float("-inf"))
     k_max = int(budgets.max())
     idx = prio.topk(k_max, dim=-1).indices  # [B, H, k_max]

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .adakv import AdaKV
 from .base import Method
 from .full import FullCache
 from .hybridkv import HybridKV, RetrievalOnly, TextPriorOnly
+from .pyramidkv import PyramidKV
+from .quest import Quest
+from .snapkv import SnapKV
+from .streaming import StreamingLLM
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (FullCache, HybridKV, TextPriorOnly, RetrievalOnly)}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls
+    for cls in (
+        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest,
+    )
+}
 
 
 def get_method(name: str, **options: Any) -> Method:
@@ -20,4 +30,7 @@ def get_method(name: str, **options: Any) -> Method:
     return cls() if cls is FullCache else cls(**options)
 
 
-__all__ = ["METHODS", "FullCache", "HybridKV", "Method", "RetrievalOnly", "TextPriorOnly", "get_method"]
+__all__ = [
+    "METHODS", "AdaKV", "FullCache", "HybridKV", "Method", "PyramidKV", "Quest", "RetrievalOnly", "SnapKV",
+    "StreamingLLM", "TextPriorOnly", "get_method",
+]

@@ -14,6 +14,8 @@ from .base import Method
 
 @dataclass
 class FullCache(Method):
+    """The reference: transformers' DynamicCache, nothing evicted."""
+
     name: ClassVar[str] = "full"
 
     def make_cache(self, model: PreTrainedModel, inputs: Mapping[str, torch.Tensor] | None = None) -> DynamicCache:

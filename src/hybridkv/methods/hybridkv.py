@@ -25,13 +25,12 @@ class HybridKV(Method):
     """
 
     name: ClassVar[str] = "hybridkv"
-    forced_head_types: ClassVar[str | None] = None
+    defaults: ClassVar[dict[str, Any]] = {}
+    """Options a subclass fixes (the defining traits of a baseline or ablation); explicit options win."""
     config: HybridKVConfig = field(default_factory=HybridKVConfig)
 
     def __init__(self, config: HybridKVConfig | None = None, **options: Any) -> None:
-        if self.forced_head_types is not None:
-            options.setdefault("head_types", self.forced_head_types)
-        self.config = config if config is not None else HybridKVConfig(**options)
+        self.config = config if config is not None else HybridKVConfig(**{**self.defaults, **options})
 
     def make_cache(self, model: PreTrainedModel, inputs: Mapping[str, torch.Tensor] | None = None) -> HybridCache:
         from ..models import get_adapter
@@ -61,7 +60,7 @@ class TextPriorOnly(HybridKV):
     """Ablation: every head static (text-prior pruning everywhere)."""
 
     name: ClassVar[str] = "text-prior-only"
-    forced_head_types: ClassVar[str | None] = "static"
+    defaults: ClassVar[dict[str, Any]] = {"head_types": "static"}
 
 
 @dataclass(init=False)
@@ -69,4 +68,4 @@ class RetrievalOnly(HybridKV):
     """Ablation: every head dynamic (chunk retrieval everywhere, Quest-like)."""
 
     name: ClassVar[str] = "retrieval-only"
-    forced_head_types: ClassVar[str | None] = "dynamic"
+    defaults: ClassVar[dict[str, Any]] = {"head_types": "dynamic"}
