@@ -130,7 +130,7 @@ def test_same_seed_gives_the_same_predictions(run_dir, tmp_path):
 @pytest.mark.parametrize(
     ("option", "value", "error", "names"),
     [
-        ("--methods", "full,hybridkv,snapkv", ConfigError, ["snapkv", "full", "hybridkv", "retrieval-only"]),
+        ("--methods", "full,hybridkv,h2o-typo", ConfigError, ["h2o-typo", "full", "hybridkv", "snapkv"]),
         ("--tasks", "grid,nope", ConfigError, ["nope", "grid", "video"]),
         ("--budgets", "0.1,1.5", BudgetError, ["1.5"]),
         ("--budgets", "0.1,256", ConfigError, ["mix"]),
