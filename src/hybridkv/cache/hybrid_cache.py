@@ -6,7 +6,7 @@ import torch
 from transformers.cache_utils import Cache
 
 from ..config import HybridKVConfig
-from .layer import CacheContext, HybridLayer, Phase
+from .layer import CacheContext, HybridLayer
 from .stats import CacheStats, StatsRecorder, storage_bytes
 from .tiers import make_tier
 
@@ -28,10 +28,6 @@ class HybridCache(Cache):
             num_layers=num_layers,
         )
         super().__init__(layers=[HybridLayer(i, self.ctx) for i in range(num_layers)])
-
-    @property
-    def is_compressed(self) -> bool:
-        return all(layer.phase is Phase.COMPRESSED for layer in self.layers)
 
     def reset(self) -> None:
         """Forget everything, so the cache can take a new prompt (re-prefill)."""

@@ -305,10 +305,6 @@ class HybridLayer(CacheLayerMixin):
         self._awaiting_attention = False
         return out.transpose(1, 2).contiguous()
 
-    def mark_attended(self) -> None:
-        """The attention of the current forward has run (prefill path)."""
-        self._awaiting_attention = False
-
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor | None]:
         own = [self.tail_k, self.tail_v, self.dyn_index] + (self.hot.tensors() if self.hot is not None else [])
