@@ -12,8 +12,8 @@ with this implementation behaves exactly like the stock one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
@@ -57,12 +57,6 @@ def hybridkv_attention(
         return layer.attend(query, scaling), None
 
 
-def register() -> None:
-    """Register the implementation and its mask under one name (idempotent)."""
-    AttentionInterface.register(ATTN_IMPLEMENTATION, hybridkv_attention)
-    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, sdpa_mask)
-
-
 def _inject_cache(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     cache = kwargs.get("past_key_values")
     if isinstance(cache, HybridCache):
@@ -82,17 +76,24 @@ def current_attn_implementation(model: PreTrainedModel) -> dict[str, str | None]
 
 
 @contextmanager
-def attached(model: PreTrainedModel, adapter: Any) -> Iterator[PreTrainedModel]:
-    """Run the language model's attention through hybridkv inside the block; restore everything after."""
-    register()
+def routed_attention(
+    model: PreTrainedModel, adapter: Any, name: str, function: Callable[..., Any], pre_hook: Callable[..., Any]
+) -> Iterator[PreTrainedModel]:
+    """Run the language model's attention through ``function`` (registered as ``name``) inside the block,
+    with ``pre_hook`` on each attention module to hand it per-call state; restore everything after."""
+    AttentionInterface.register(name, function)
+    AttentionMaskInterface.register(name, sdpa_mask)
     previous = {k: v for k, v in current_attn_implementation(model).items() if v is not None}
-    model.set_attn_implementation(adapter.attn_implementation(ATTN_IMPLEMENTATION))
-    handles = [
-        m.register_forward_pre_hook(_inject_cache, with_kwargs=True) for m in adapter.attention_modules(model)
-    ]
+    model.set_attn_implementation(adapter.attn_implementation(name))
+    handles = [m.register_forward_pre_hook(pre_hook, with_kwargs=True) for m in adapter.attention_modules(model)]
     try:
         yield model
     finally:
         for h in handles:
             h.remove()
         model.set_attn_implementation(previous)
+
+
+def attached(model: PreTrainedModel, adapter: Any) -> AbstractContextManager[PreTrainedModel]:
+    """Run the language model's attention through hybridkv inside the block; restore everything after."""
+    return routed_attention(model, adapter, ATTN_IMPLEMENTATION, hybridkv_attention, _inject_cache)

@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,27 +223,11 @@ def _inject_probe(probe: _DecodeProbe):
     return hook
 
 
-@contextmanager
-def _probed(model: Any, adapter: Any, probe: _DecodeProbe) -> Iterator[None]:
+def _probed(model: Any, adapter: Any, probe: _DecodeProbe) -> AbstractContextManager[Any]:
     """Route the language model's attention through the probe; restore implementation and hooks after."""
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
+    from .attention import routed_attention
 
-    from .attention import current_attn_implementation
-
-    AttentionInterface.register(PROBE_IMPLEMENTATION, _probe_attention)
-    AttentionMaskInterface.register(PROBE_IMPLEMENTATION, sdpa_mask)
-    previous = {k: v for k, v in current_attn_implementation(model).items() if v is not None}
-    model.set_attn_implementation(adapter.attn_implementation(PROBE_IMPLEMENTATION))
-    handles = [
-        m.register_forward_pre_hook(_inject_probe(probe), with_kwargs=True) for m in adapter.attention_modules(model)
-    ]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-        model.set_attn_implementation(previous)
+    return routed_attention(model, adapter, PROBE_IMPLEMENTATION, _probe_attention, _inject_probe(probe))
 
 
 def decode_attention(loaded: Any, inputs: Any, *, steps: int) -> torch.Tensor:
