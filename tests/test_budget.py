@@ -175,3 +175,13 @@ def test_adaptive_gives_the_spread_head_more():
     out = adaptive_allocation(2 * 100, [True, True], [0.9, 0.1], length, floor=20,
                               importance=torch.stack([concentrated, spread]))
     assert sum(out) == 200 and out[1] > out[0] >= 20
+
+
+def test_type_level_allocation_keeps_pools_but_evens_heads():
+    kw = dict(floor=0, sinks=0, window=1, chunk_size=1, r=1.0)
+    two = two_level_allocation(300, [True, True, False], [0.9, 0.3, 0.5], 1000, **kw)
+    flat = allocate_layer("type-level", 100, torch.tensor([[True, True, False]]), torch.tensor([[0.9, 0.3, 0.5]]),
+                          [1000], floor=0, sinks=0, window=1, chunk_size=1, r=1.0)[0].tolist()
+    assert sum(flat) == sum(two) == 300
+    assert flat[2] == two[2]  # the same type-level pools
+    assert flat[0] == flat[1] and two[0] > two[1]  # but no head-level split

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -120,6 +121,7 @@ def two_level_allocation(
     window: int,
     chunk_size: int,
     r: float = 1.0,
+    by_score: bool = True,
     **_: object,
 ) -> list[int]:
     """HybridKV's top-down split for one layer and prompt: head type first, then each head.
@@ -128,7 +130,8 @@ def two_level_allocation(
     weighs ``r`` static heads (``r = 1``: an even split across types). Dynamic heads share theirs
     evenly and are rounded down to whole chunks; what rounding frees goes to the static heads, which
     share their pool in proportion to their text-centric score (more concentrated, more kept), each
-    capped at the prompt. Integers; the sum is exactly ``total`` whenever the prompt can hold it.
+    capped at the prompt (evenly when ``by_score`` is False: the paper's "without head-level
+    allocation" ablation). Integers; the sum is exactly ``total`` whenever the prompt can hold it.
     """
     n = len(static)
     floor = min(floor, prompt_len)
@@ -148,7 +151,8 @@ def two_level_allocation(
             out[i] = attended
     static_pool = total - sum(out)
     if sta:
-        extra = proportional_split(static_pool, [scores[i] for i in sta], [prompt_len - floor] * len(sta))
+        weights = [scores[i] for i in sta] if by_score else [1.0] * len(sta)
+        extra = proportional_split(static_pool, weights, [prompt_len - floor] * len(sta))
         for i, e in zip(sta, extra, strict=True):
             out[i] += e
     if dyn and sum(out) < total:  # static heads are full: return the rest to the dynamic heads
@@ -197,9 +201,15 @@ def adaptive_allocation(
     return out
 
 
+def type_level_allocation(total: int, static: list[bool], scores: list[float], prompt_len: int, **kw: Any) -> list[int]:
+    """The type level of HybridKV alone: static and dynamic pools as usual, heads within a type alike."""
+    return two_level_allocation(total, static, scores, prompt_len, **{**kw, "by_score": False})
+
+
 ALLOCATORS = {
     "uniform": uniform_allocation,
     "hybridkv": two_level_allocation,
+    "type-level": type_level_allocation,
     "pyramid": uniform_allocation,
     "adaptive": adaptive_allocation,
 }

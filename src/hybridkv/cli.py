@@ -47,7 +47,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic-share", type=float, default=None, help="quantile rule: share of dynamic heads")
     p.add_argument("--profile", default=None, help="a head profile written by `hybridkv profile`")
     p.add_argument("--margin", type=float, default=None, help="blend: margin needed to overturn the profile")
-    p.add_argument("--allocator", choices=["hybridkv", "uniform", "pyramid", "adaptive"], default=None,
+    p.add_argument("--allocator", choices=["hybridkv", "type-level", "uniform", "pyramid", "adaptive"], default=None,
                    help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive)")
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)

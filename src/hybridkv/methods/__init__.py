@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .ablations import HybridKVNoHeadAlloc, HybridKVUniform
 from .adakv import AdaKV
 from .base import Method
 from .full import FullCache
@@ -17,7 +18,8 @@ from .streaming import StreamingLLM
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
-        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest,
+        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform,
+        StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest,
     )
 }
 
@@ -31,6 +33,6 @@ def get_method(name: str, **options: Any) -> Method:
 
 
 __all__ = [
-    "METHODS", "AdaKV", "FullCache", "HybridKV", "Method", "PyramidKV", "Quest", "RetrievalOnly", "SnapKV",
-    "StreamingLLM", "TextPriorOnly", "get_method",
+    "METHODS", "AdaKV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVUniform", "Method", "PyramidKV",
+    "Quest", "RetrievalOnly", "SnapKV", "StreamingLLM", "TextPriorOnly", "get_method",
 ]
