@@ -139,3 +139,8 @@ class HybridKVConfig:
         if self.profile is not None:
             out["profile"] = {"fingerprint": self.profile.fingerprint, "calib": self.profile.calib}
         return out
+
+
+def config_default(name: str) -> Any:
+    """The default of a ``HybridKVConfig`` field, so other entry points (profiling) cannot drift from it."""
+    return HybridKVConfig.__dataclass_fields__[name].default

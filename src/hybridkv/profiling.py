@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .config import config_default
 from .errors import CacheStateError, ConfigError, InputError
 from .profile import HeadProfile, current_library_version, model_fingerprint
 from .token_types import TokenType
@@ -294,10 +295,10 @@ def profile_model(
     loaded: Any,
     items: Iterable[Any],
     *,
-    score: str = "topk_mass",
-    theta: float = 0.9,
-    window: int = 16,
-    score_top_ratio: float = 0.05,
+    score: str = config_default("score"),
+    theta: float = config_default("theta"),
+    window: int = config_default("window"),
+    score_top_ratio: float = config_default("score_top_ratio"),
     decode_steps: int = 4,
     top_k: int = 16,
     calib: dict[str, Any] | None = None,
