@@ -32,7 +32,7 @@ from hybridkv.data import (
 from hybridkv.data.glyphs import DIGITS, LETTERS, glyph_mask
 from hybridkv.data.palette import BACKGROUND, BLOCK_PX, COLOURS, SHAPES
 from hybridkv.data.scene import object_centre
-from hybridkv.data.tasks.grid import cell_colour, render_cell
+from hybridkv.data.tasks.grid import cell_colour, cell_origin, render_cell
 from hybridkv.data.tasks.video import direction_of, position
 from hybridkv.errors import ConfigError, InputError
 
@@ -190,7 +190,7 @@ def _check_grid_cell(
 ) -> None:
     cell_px = cell_blocks * BLOCK_PX
     pixels = np.asarray(image)
-    y0, x0 = (row - 1) * cell_px, (col - 1) * cell_px
+    x0, y0 = cell_origin(row - 1, col - 1, cell_blocks)
     crop = pixels[y0 + 1 : y0 + cell_px - 1, x0 + 1 : x0 + cell_px - 1]
     assert _decode_cell(crop, cell_px) == [answer]
     colour = cell_colour(grid, row - 1, col - 1)
@@ -213,9 +213,9 @@ def test_grid_answer_is_read_from_pixels(items_by_task: dict[str, list[TaskItem]
     for item in items:
         meta = item.meta
         rows, cols = len(meta["grid"]["cells"]), len(meta["grid"]["cells"][0])
-        assert item.images[0].size == (
-            cols * meta["cell_blocks"] * BLOCK_PX,
-            rows * meta["cell_blocks"] * BLOCK_PX,
+        assert item.images[0].size == (  # one header row and column
+            (cols + 1) * meta["cell_blocks"] * BLOCK_PX,
+            (rows + 1) * meta["cell_blocks"] * BLOCK_PX,
         )
         _check_grid_cell(
             item.images[0], meta["grid"], meta["cell_blocks"], meta["row"], meta["col"], item.answer
@@ -385,7 +385,7 @@ def test_options_change_geometry() -> None:
     item = generate_items(
         "long_mixed", "train", 1, min_images=3, max_images=3, rows=4, cols=5, cell_blocks=1
     )[0]
-    assert [image.size for image in item.images] == [(140, 112)] * 3
+    assert [image.size for image in item.images] == [(168, 140)] * 3  # 5x4 cells plus headers
     frames = generate_items("video", "test", 1, min_frames=6, max_frames=6, frame_blocks=8)[0].video
     assert len(frames) == 6 and frames[0].size == (224, 224)
 

@@ -16,6 +16,9 @@ TEMPORAL_PATCH = 2
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 INK: tuple[int, int, int] = (0, 0, 0)
 GRID_LINE: tuple[int, int, int] = (190, 190, 190)
+# Row and column headers of grids: dark grey numbers on light grey, unlike any cell content.
+HEADER_FILL: tuple[int, int, int] = (225, 225, 225)
+HEADER_INK: tuple[int, int, int] = (90, 90, 90)
 
 COLOURS: Mapping[str, tuple[int, int, int]] = MappingProxyType(
     {

@@ -14,15 +14,18 @@ so a loaded model never depends on retraining.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from hybridkv.data import TASKS, answer_vocabulary, generate_items
-from hybridkv.models.tokenizer import QWEN_VL_TOKENS, TokenizerSpec, wrap_backend
+from hybridkv.models.tokenizer import QWEN_VL_NUMBERED_CHAT_TEMPLATE, QWEN_VL_TOKENS, TokenizerSpec, wrap_backend
 
 VOCAB_SIZE = 1024
+# Qwen-VL's specials; images are numbered in the prompt so that multi-image questions can name them.
+EMBEDDED_TOKENS = replace(QWEN_VL_TOKENS, chat_template=QWEN_VL_NUMBERED_CHAT_TEMPLATE)
 CORPUS_ITEMS_PER_TASK = 32
 # Rendering long_mixed's full-size items only to read their prompts would cost seconds; one grid
 # image gives the same prompt template.
@@ -42,11 +45,12 @@ def suite_corpus(items_per_task: int = CORPUS_ITEMS_PER_TASK) -> Iterator[str]:
             yield from (answer,) * _ANSWER_REPEATS
     # The chat template's own words ("user", "assistant"), as they appear around a turn.
     yield from ("<|im_start|>user\n", "<|im_start|>assistant\n") * _ANSWER_REPEATS
+    yield " ".join(f"Image {i}:" for i in range(1, 17))
     # Numbers the prompts and answers may use under non-default task options.
     yield " ".join(str(i) for i in range(100))
 
 
-def embedded_tokenizer(vocab_size: int = VOCAB_SIZE, spec: TokenizerSpec = QWEN_VL_TOKENS) -> PreTrainedTokenizerFast:
+def embedded_tokenizer(vocab_size: int = VOCAB_SIZE, spec: TokenizerSpec = EMBEDDED_TOKENS) -> PreTrainedTokenizerFast:
     """Train the BPE in memory (~0.3 s) and wrap it with the family's specials and chat template.
 
     Special tokens get ids 0.. in ``spec`` order (pad, eos, then the vision markers), the 256 byte

@@ -24,6 +24,17 @@ QWEN_VL_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# The same, with every image numbered in the prompt ("Image 1: <|vision_start|>..."), as Qwen2-VL's own
+# template does under ``add_vision_id`` (there "Picture k: "), so "image k" in a question names a
+# labelled image rather than a count of image blocks.
+QWEN_VL_NUMBERED_CHAT_TEMPLATE = QWEN_VL_CHAT_TEMPLATE.replace(
+    "{% for message in messages %}", "{% set images = namespace(count=0) %}{% for message in messages %}", 1
+).replace(
+    "{% if c['type'] == 'image' %}",
+    "{% if c['type'] == 'image' %}{% set images.count = images.count + 1 %}Image {{ images.count }}: ",
+    1,
+)
+
 # ChatML with LLaVA's <image> placeholder, as used by LLaVA-OneVision (Qwen2 text model).
 LLAVA_ONEVISION_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from ..drawing import blank, draw_shape, paint_glyph, to_image
 from ..glyphs import DIGITS, LETTERS
-from ..palette import BLOCK_PX, COLOUR_NAMES, COLOURS, GRID_LINE, INK, SHAPES
+from ..palette import BLOCK_PX, COLOUR_NAMES, COLOURS, GRID_LINE, HEADER_FILL, HEADER_INK, INK, SHAPES
 from ..spec import Meta, Options, Rendered, TaskSpec, pick, require_choices, require_int
 
 KINDS: tuple[str, ...] = ("digits", "letters", "shapes")
@@ -59,29 +59,53 @@ def render_cell(symbol: str, colour: tuple[int, int, int], cell_px: int) -> Imag
     return to_image(canvas)
 
 
+def cell_origin(row: int, col: int, cell_blocks: int) -> tuple[int, int]:
+    """Pixel (x, y) of the top-left corner of cell (row, col), 0-based, past the header row and column."""
+    cell_px = cell_blocks * BLOCK_PX
+    return (col + 1) * cell_px, (row + 1) * cell_px
+
+
+def _paint_number(canvas: np.ndarray, number: int, x0: int, y0: int, cell_px: int) -> None:
+    """A header label: the number's digits side by side, each in an equal share of the cell."""
+    digits = str(number)
+    width = cell_px // len(digits)
+    for i, digit in enumerate(digits):
+        paint_glyph(canvas, digit, x0 + i * width, y0 + (cell_px - width) // 2, width, HEADER_INK)
+
+
 def render_grid(grid: Mapping[str, Any], cell_blocks: int) -> Image.Image:
-    """The grid with light lines between cells; each cell is cell_blocks x cell_blocks tokens."""
+    """The grid with light lines between cells, like a spreadsheet: row numbers down the left, column
+    numbers along the top (shaded header cells), each cell cell_blocks x cell_blocks tokens.
+
+    The headers make "row r, column c" readable from the image itself, as a printed table is.
+    """
     cells = grid["cells"]
     rows, cols = len(cells), len(cells[0])
     cell_px = cell_blocks * BLOCK_PX
-    canvas = blank(cols * cell_px, rows * cell_px)
-    for c in range(cols):
+    canvas = blank((cols + 1) * cell_px, (rows + 1) * cell_px)
+    canvas[:cell_px, :] = HEADER_FILL
+    canvas[:, :cell_px] = HEADER_FILL
+    for c in range(cols + 1):
         canvas[:, c * cell_px] = GRID_LINE
-    for r in range(rows):
+    for r in range(rows + 1):
         canvas[r * cell_px, :] = GRID_LINE
     canvas[:, -1] = GRID_LINE
     canvas[-1, :] = GRID_LINE
+    for c in range(cols):
+        _paint_number(canvas, c + 1, *cell_origin(-1, c, cell_blocks), cell_px)
+    for r in range(rows):
+        _paint_number(canvas, r + 1, *cell_origin(r, -1, cell_blocks), cell_px)
     if grid["kind"] != "shapes":
         for r in range(rows):
             for c in range(cols):
-                paint_glyph(canvas, cells[r][c], c * cell_px, r * cell_px, cell_px, INK)
+                paint_glyph(canvas, cells[r][c], *cell_origin(r, c, cell_blocks), cell_px, INK)
         return to_image(canvas)
     image = to_image(canvas)
     draw = ImageDraw.Draw(image)
     for r in range(rows):
         for c in range(cols):
-            cx, cy = c * cell_px + cell_px // 2, r * cell_px + cell_px // 2
-            draw_shape(draw, cells[r][c], cx, cy, cell_px * 3 // 4, cell_colour(grid, r, c))
+            x0, y0 = cell_origin(r, c, cell_blocks)
+            draw_shape(draw, cells[r][c], x0 + cell_px // 2, y0 + cell_px // 2, cell_px * 3 // 4, cell_colour(grid, r, c))
     return image
 
 
