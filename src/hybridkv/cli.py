@@ -81,17 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="answer one prompt (with images) using a compressed KV cache")
-    g.add_argument("--model", default=DEFAULT_MODEL, help="hub id, local dir, or tiny-random-<family>")
+    g.add_argument("--model", default=DEFAULT_MODEL, help="embedded (default: the shipped model), a hub id, a local dir, or tiny-random-<family>")
     g.add_argument("--image", action="append", default=[], help="image file (repeat for several images)")
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=int, default=32)
     g.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     _add_method_options(g)
 
-    d = sub.add_parser("demo", help="full cache vs HybridKV side by side on the default model")
+    d = sub.add_parser("demo", help="full cache vs HybridKV side by side on held-out items of the embedded model")
+    d.add_argument("--model", default=DEFAULT_MODEL, help="a model that knows the suite (default: embedded)")
     d.add_argument("--budget", default="0.1")
-    d.add_argument("--max-new-tokens", type=int, default=16)
-    d.add_argument("--fast", action="store_true", help="smaller inputs (for CI)")
+    d.add_argument("--max-new-tokens", type=int, default=8)
+    d.add_argument("--fast", action="store_true", help="a shorter long prompt (for CI)")
 
     sub.add_parser("methods", help="list the registered compression methods").set_defaults(handler=cmd_methods)
     g.set_defaults(handler=cmd_generate)
@@ -128,7 +129,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(budget=parse_budget(args.budget), max_new_tokens=args.max_new_tokens, fast=args.fast)
+    return run_demo(
+        model=args.model, budget=parse_budget(args.budget), max_new_tokens=args.max_new_tokens, fast=args.fast
+    )
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

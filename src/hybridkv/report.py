@@ -32,6 +32,32 @@ def print_generation(record: dict[str, Any], console: Console | None = None) -> 
     print_rows([record], console=console)
 
 
+def print_demo_rows(
+    records: Sequence[dict[str, Any]], *, title: str | None = None, console: Console | None = None
+) -> None:
+    """One row per (item, method): the answer against the expected one, KV bytes per tier, decode speed."""
+    console = console or make_console()
+    table = Table(title=title)
+    for col in ("case", "method", "answer", "expected", "", "prompt tok", "hot KV", "cold KV", "hot / full"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("decode ms/tok", no_wrap=True)
+    for r in records:
+        ratio = r.get("hot_ratio")
+        table.add_row(
+            str(r["case"]),
+            str(r["method"]),
+            repr(r["text"])[:24],
+            str(r["expected"]),
+            "[green]ok[/green]" if r["correct"] else "[red]wrong[/red]",
+            str(r["prompt_tokens"]),
+            human_bytes(r["kv_bytes"]["hot"]),
+            human_bytes(r["kv_bytes"]["cold"]),
+            "-" if ratio is None else f"{ratio:.3f}",
+            f"{r['decode_ms_per_token']:.1f}",
+        )
+    console.print(table)
+
+
 def print_rows(records: Sequence[dict[str, Any]], *, title: str | None = None, console: Console | None = None) -> None:
     """One row per generation: method, KV bytes per tier, ratio to the full cache, timings."""
     console = console or make_console()

@@ -17,6 +17,7 @@ from PIL import Image
 from transformers import Qwen2_5_VLForConditionalGeneration
 
 from hybridkv.data import TaskItem, image_tokens
+from hybridkv.defaults import EMBEDDED_DIR
 from hybridkv.errors import ModelLoadError
 from hybridkv.models import LoadedModel, get_adapter, load_model
 
@@ -24,7 +25,7 @@ from .config import embedded_config
 from .processor import embedded_processor
 from .tokenizer import embedded_tokenizer
 
-ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "embedded"
+ASSET_DIR = EMBEDDED_DIR
 UNTRAINED_NAME = "embedded-untrained"
 
 

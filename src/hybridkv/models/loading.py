@@ -12,6 +12,7 @@ import transformers
 from PIL import Image, UnidentifiedImageError
 from transformers import AutoConfig, AutoTokenizer
 
+from hybridkv.defaults import EMBEDDED_DIR, EMBEDDED_MODEL
 from hybridkv.errors import InputError, ModelLoadError
 from hybridkv.models.base import LoadedModel, ModelAdapter
 from hybridkv.models.registry import get_adapter
@@ -22,7 +23,7 @@ MAX_IMAGE_PIXELS = 89_478_485
 
 _HOW = (
     "pass a checkpoint directory (config.json + safetensors + tokenizer), "
-    "a hub id already in the local cache, or tiny-random-<family>"
+    "a hub id already in the local cache, 'embedded' or tiny-random-<family>"
 )
 
 
@@ -34,6 +35,13 @@ def load_model(
 ) -> LoadedModel:
     """Load a model with its tokenizer/processor, fully offline, in eval mode with sdpa attention."""
     name = os.fspath(name_or_path)
+    if name == EMBEDDED_MODEL:
+        if not (EMBEDDED_DIR / "config.json").is_file():
+            raise ModelLoadError(
+                "the embedded model's weights are missing from this installation; reinstall hybridkv, or "
+                f"train them with scripts/train_tiny_vlm.py and copy the run into {EMBEDDED_DIR}"
+            )
+        return _load_directory(EMBEDDED_DIR, EMBEDDED_MODEL, dtype, device)
     if name.startswith(TINY_PREFIX):
         loaded = tiny_random_model(name[len(TINY_PREFIX) :])
         loaded.model.to(device=device, dtype=dtype)

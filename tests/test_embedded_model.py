@@ -1,0 +1,85 @@
+"""The shipped embedded model: it loads offline by name, answers held-out items, and its card is honest."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hybridkv.data import generate_items, score
+from hybridkv.defaults import DEFAULT_MODEL, EMBEDDED_DIR, EMBEDDED_MODEL
+from hybridkv.embedded.card import model_card, quality_checks
+from hybridkv.errors import ModelLoadError
+from hybridkv.generation import generation_record
+from hybridkv.eval.summary import SummaryRow
+from hybridkv.methods import get_method
+from hybridkv.models import load_model
+
+shipped = pytest.mark.skipif(not (EMBEDDED_DIR / "config.json").is_file(), reason="embedded weights not shipped")
+
+
+def _row(method: str, budget: float | None, accuracy: dict[str, float]) -> SummaryRow:
+    return SummaryRow(
+        method=method,
+        budget=budget,
+        items=10,
+        correct=0,
+        accuracy=accuracy,
+        mean_accuracy=sum(accuracy.values()) / len(accuracy),
+        kv_hot_bytes=1.0,
+        kv_cold_bytes=0.0,
+        full_kv_bytes=1.0,
+        hot_ratio=1.0,
+        prefill_s=None,
+        decode_ms_per_token=None,
+        static_fraction=None,
+    )
+
+
+def test_card_states_each_bar_with_its_measurement():
+    rows = [
+        _row("full", None, {"grid": 0.95, "counting": 0.85, "multi_image": 1.0}),
+        _row("streaming", 0.1, {"grid": 0.3, "counting": 0.8, "multi_image": 0.9}),
+    ]
+    checks = quality_checks(rows)
+    assert checks["full_cache"]["grid"]["passes"] and not checks["full_cache"]["counting"]["passes"]
+    assert checks["streaming_drop"]["grid"]["passes"] and not checks["streaming_drop"]["multi_image"]["passes"]
+    assert "counting" not in checks["streaming_drop"]  # not a visual-lookup task
+    card = model_card(
+        {"steps": 10, "seconds": 600, "threads": 2, "seed": 0, "settings": {"batch_size": 4, "lr": 1e-3}},
+        rows,
+        items_per_task=10,
+        parameters=5_000_000,
+        weights_bytes=20 * 2**20,
+        eval_command="hybridkv eval",
+    )
+    assert "| full | - | 95.0 | 85.0 | 100.0 |" in card
+    assert "counting: full cache 85.0% **misses**" in card and "grid: full cache 95.0% meets" in card
+    assert "multi_image: StreamingLLM at 0.1 loses 10.0 points, **misses**" in card
+
+
+def test_embedded_is_the_default_and_a_missing_copy_names_the_fix(monkeypatch, tmp_path):
+    assert DEFAULT_MODEL == EMBEDDED_MODEL
+    monkeypatch.setattr("hybridkv.models.loading.EMBEDDED_DIR", tmp_path / "nowhere")
+    with pytest.raises(ModelLoadError, match="train_tiny_vlm.py"):
+        load_model(EMBEDDED_MODEL)
+
+
+@shipped
+def test_shipped_model_loads_fast_and_fits_the_size_limit():
+    t0 = time.perf_counter()
+    loaded = load_model(EMBEDDED_MODEL)
+    assert time.perf_counter() - t0 < 10.0
+    assert loaded.adapter.family == "qwen2_5_vl"
+    assert sum(f.stat().st_size for f in EMBEDDED_DIR.glob("*.safetensors")) <= 40 * 2**20
+    assert (EMBEDDED_DIR / "README.md").is_file()
+
+
+@shipped
+@pytest.mark.parametrize("task", ["grid", "attribute", "text_copy"])
+def test_shipped_model_answers_held_out_items_with_the_full_cache(task):
+    loaded = load_model(EMBEDDED_MODEL)
+    (item,) = generate_items(task, "test", 1)
+    images = [*item.images, *(item.video or ())]
+    prediction = generation_record(loaded, item.prompt, images, get_method("full"), max_new_tokens=4)["text"]
+    assert score(prediction, item.answer), (item.prompt, prediction, item.answer)
