@@ -10,8 +10,8 @@ from hybridkv.data import generate_items, score
 from hybridkv.defaults import DEFAULT_MODEL, EMBEDDED_DIR, EMBEDDED_MODEL
 from hybridkv.embedded.card import model_card, quality_checks
 from hybridkv.errors import ModelLoadError
-from hybridkv.generation import generation_record
 from hybridkv.eval.summary import SummaryRow
+from hybridkv.generation import generation_record
 from hybridkv.methods import get_method
 from hybridkv.models import load_model
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL, MODEL_HELP
 from .errors import BudgetError, HybridKVError
 
 
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="answer one prompt (with images) using a compressed KV cache")
-    g.add_argument("--model", default=DEFAULT_MODEL, help="embedded (default: the shipped model), a hub id, a local dir, or tiny-random-<family>")
+    g.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     g.add_argument("--image", action="append", default=[], help="image file (repeat for several images)")
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=int, default=32)

@@ -10,3 +10,5 @@ EMBEDDED_DIR = Path(__file__).resolve().parent / "assets" / "embedded"
 
 DEFAULT_MODEL = EMBEDDED_MODEL
 """The model commands use without --model."""
+
+MODEL_HELP = "embedded (the shipped model, default), a hub id in the local cache, a local dir, or tiny-random-<family>"

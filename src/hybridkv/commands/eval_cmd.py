@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..defaults import MODEL_HELP
 from ..errors import ConfigError
 from ..eval.config import DEFAULT_BUDGETS, DEFAULT_LIMIT, DEFAULT_METHODS, DEFAULT_MODEL, DEFAULT_SPLIT
 
@@ -29,7 +30,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "two plots (accuracy vs budget, accuracy vs measured hot KV bytes).",
     )
     p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"hub id, local dir, or tiny-random-<family> (default {DEFAULT_MODEL})"
+        "--model", default=DEFAULT_MODEL, help=MODEL_HELP
     )
     p.add_argument("--tasks", default=ALL_TASKS, help="comma-separated suite tasks, or 'all' (default)")
     p.add_argument(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import config_default
-from ..defaults import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL, MODEL_HELP
 from ..errors import ConfigError
 
 
@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
         "online type flips, and how stable the most-attended visual tokens are over the first decode steps. "
         "`hybridkv profile show FILE.json` prints a saved profile.",
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="embedded (default: the shipped model), a hub id, a local dir, or tiny-random-<family>")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     p.add_argument(
         "--calib",
         default="suite",

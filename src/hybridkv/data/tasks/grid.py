@@ -105,7 +105,8 @@ def render_grid(grid: Mapping[str, Any], cell_blocks: int) -> Image.Image:
     for r in range(rows):
         for c in range(cols):
             x0, y0 = cell_origin(r, c, cell_blocks)
-            draw_shape(draw, cells[r][c], x0 + cell_px // 2, y0 + cell_px // 2, cell_px * 3 // 4, cell_colour(grid, r, c))
+            centre = (x0 + cell_px // 2, y0 + cell_px // 2)
+            draw_shape(draw, cells[r][c], *centre, cell_px * 3 // 4, cell_colour(grid, r, c))
     return image
 
 
