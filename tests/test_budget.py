@@ -11,6 +11,10 @@ from hybridkv.budget import (
     adaptive_allocation,
     allocate_layer,
     dynamic_layout,
+    fastv_layer_budgets,
+    modality_allocation,
+    modality_quotas,
+    profile_head_budgets,
     prompt_tokens_budget,
     proportional_split,
     pyramid_scale,
@@ -130,7 +134,9 @@ def test_bad_budgets_raise_one_clear_error(bad):
 @pytest.mark.parametrize(
     "kwargs",
     [{"theta": 1.5}, {"chunk_size": 0}, {"window": 0}, {"pooling_kernel": 4}, {"score": "nope"},
-     {"head_types": "both"}, {"cold_tier": "gpu"}, {"sinks": -1}],
+     {"head_types": "both"}, {"cold_tier": "gpu"}, {"sinks": -1}, {"token_scores": "all"}, {"merge": "max"},
+     {"fastv_layer": 0}, {"fastv_layer": 1.5}, {"selector": "fastv"}, {"uniform_share": 1.5},
+     {"allocator": "profile"}],
 )
 def test_bad_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
@@ -185,3 +191,127 @@ def test_type_level_allocation_keeps_pools_but_evens_heads():
     assert sum(flat) == sum(two) == 300
     assert flat[2] == two[2]  # the same type-level pools
     assert flat[0] == flat[1] and two[0] > two[1]  # but no head-level split
+
+
+@SETTINGS
+@given(
+    length=st.integers(0, 300),
+    budget=st.integers(1, 300),
+    layers=st.integers(1, 12),
+    k=st.integers(1, 14),
+    floor=st.integers(0, 24),
+)
+def test_fastv_layer_budgets_full_early_equal_budget_when_possible(length, budget, layers, k, floor):
+    per_head = prompt_tokens_budget(budget, length, floor=floor)
+    out = fastv_layer_budgets(per_head, length, layers, k, floor=floor)
+    assert len(out) == layers
+    assert out[: min(k, layers)] == [length] * min(k, layers)  # layers < K: the whole prompt
+    assert all(min(floor, length) <= b <= length for b in out)
+    later = out[min(k, layers):]
+    assert not later or max(later) - min(later) <= 1 or min(later) == min(floor, length)
+    if layers > k and layers * per_head - k * length >= (layers - k) * min(floor, length):
+        assert sum(out) == layers * per_head  # equal budget whenever the floor does not bind
+    if per_head == length:
+        assert out == [length] * layers  # budget 1.0: no compression anywhere
+
+
+def test_fastv_layer_budgets_small_cases():
+    assert fastv_layer_budgets(50, 100, 4, 2, floor=4) == [100, 100, 4, 4]  # 2 full layers use it all: the floor
+    assert fastv_layer_budgets(60, 100, 4, 2, floor=4) == [100, 100, 20, 20]
+    assert fastv_layer_budgets(61, 100, 4, 1, floor=4) == [100, 48, 48, 48]
+    assert fastv_layer_budgets(5, 3, 2, 1, floor=8) == [3, 3]  # clamped to the prompt
+    assert fastv_layer_budgets(5, 0, 3, 1, floor=8) == [0, 0, 0]
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    layers=st.integers(1, 5),
+    heads=st.integers(1, 4),
+    length=st.integers(0, 200),
+    budget=st.integers(1, 200),
+    floor=st.integers(0, 20),
+    share=st.floats(0.0, 1.0),
+)
+def test_profile_head_budgets_exact_floored_capped(data, layers, heads, length, budget, floor, share):
+    weight = st.one_of(st.floats(0.0, 1.0), st.just(float("nan")))
+    weights = [[data.draw(weight) for _ in range(heads)] for _ in range(layers)]
+    per_head = prompt_tokens_budget(budget, length, floor=floor)
+    out = profile_head_budgets(per_head, length, weights, floor=floor, uniform_share=share)
+    flat = [b for row in out for b in row]
+    assert len(out) == layers and all(len(row) == heads for row in out)
+    assert sum(flat) == layers * heads * per_head  # the model's budget, exactly
+    assert all(min(floor, length) <= b <= length for b in flat)
+    assert min(flat) >= min(length, int(share * per_head))
+
+
+def test_profile_head_budgets_follow_the_weights():
+    out = profile_head_budgets(100, 1000, [[0.0, 0.1], [0.3, 0.0]], floor=10, uniform_share=0.2)
+    assert sum(map(sum, out)) == 400
+    assert out[0][0] == out[1][1] == 20  # the uniform floor only
+    assert out[1][0] == 20 + 240 and out[0][1] == 20 + 80  # the rest 3:1
+    assert profile_head_budgets(7, 7, [[0.0, 5.0]], floor=2) == [[7, 7]]  # budget 1.0: everything
+
+
+@SETTINGS
+@given(spare=st.integers(0, 100), share=st.floats(0.0, 1.0), n_text=st.integers(0, 60), n_visual=st.integers(0, 60))
+def test_modality_quotas_capped_and_within_spare(spare, share, n_text, n_visual):
+    text, visual = modality_quotas(spare, share, n_text, n_visual)
+    assert 0 <= text <= n_text and 0 <= visual <= n_visual and text + visual <= spare
+    if text < n_text and visual < n_visual:
+        assert text + visual == spare  # nothing unused unless a modality ran out
+    assert modality_quotas(10, 0.7, 100, 100) == (3, 7)
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    heads=st.integers(1, 4),
+    n_text=st.integers(0, 40),
+    n_visual=st.integers(0, 40),
+    protected=st.integers(0, 10),
+    budget=st.integers(1, 120),
+    carry=st.integers(0, 60),
+    future=st.integers(0, 200),
+)
+def test_modality_allocation_spends_or_carries_every_token(
+    data, heads, n_text, n_visual, protected, budget, carry, future
+):
+    length = protected + n_text + n_visual
+    base = [prompt_tokens_budget(budget, length, floor=protected)] * heads if length else [0] * heads
+    shares = [data.draw(st.floats(0.0, 1.0)) for _ in range(heads)]
+    room = sum(length - b for b in base)
+    carry = min(carry, room + future)  # what earlier layers may hand on (bounded by their future capacity)
+    text, visual, out = modality_allocation(
+        base, carry, shares, n_text=n_text, n_visual=n_visual, protected=protected, prompt_len=length,
+        future_capacity=future,
+    )
+    assert all(0 <= t <= n_text for t in text) and all(0 <= v <= n_visual for v in visual)
+    assert 0 <= out <= future
+    spent = sum(min(length, protected) + t + v for t, v in zip(text, visual, strict=True))
+    assert spent + out == sum(base) + carry  # no budget lost or made up
+    if future == 0 and carry == 0:
+        assert out == 0 and spent == sum(base)
+
+
+def test_modality_allocation_carries_what_a_head_cannot_use():
+    # head 0 prefers visual tokens but there are only 5 of them: the rest of its share moves on
+    text, visual, out = modality_allocation(
+        [30, 30], 0, [0.9, 0.1], n_text=40, n_visual=5, protected=10, prompt_len=55, future_capacity=100
+    )
+    assert visual == [5, 2] and text == [2, 18] and out == 13
+    # with nowhere to carry (the last layer), the same head spends it on text instead
+    text, visual, out = modality_allocation(
+        [30, 30], 0, [0.9, 0.1], n_text=40, n_visual=5, protected=10, prompt_len=55, future_capacity=0
+    )
+    assert visual == [5, 2] and text == [15, 18] and out == 0
+    # the next layer takes a carry on top of its own budget, spread evenly over its heads
+    text, visual, out = modality_allocation(
+        [30, 30], 13, [0.5, 0.5], n_text=40, n_visual=40, protected=10, prompt_len=90, future_capacity=0
+    )
+    assert sum(text) + sum(visual) == 2 * 20 + 13 and out == 0
+    # a budget covering the prompt keeps everything, whatever the preference
+    text, visual, out = modality_allocation(
+        [55, 55], 0, [1.0, 0.0], n_text=40, n_visual=5, protected=10, prompt_len=55, future_capacity=0
+    )
+    assert text == [40, 40] and visual == [5, 5] and out == 0

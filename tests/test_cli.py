@@ -62,13 +62,15 @@ def bad_inputs(tmp_path, png, unsupported_dir):
         "unsupported model": ["generate", "--model", str(unsupported_dir), "--prompt", "Hi."],
         "unknown method": base + ["--method", "magic"],
         "missing model dir": ["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "Hi."],
+        "sparsemm without profile": base + ["--method", "sparsemm"],
+        "fastv layer zero": base + ["--method", "fastv", "--fastv-layer", "0"],
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["zero budget", "ratio above one", "negative tokens", "not a number", "missing image", "not an image",
-     "unsupported model", "unknown method", "missing model dir"],
+     "unsupported model", "unknown method", "missing model dir", "sparsemm without profile", "fastv layer zero"],
 )
 def test_bad_input_is_one_line_exit_2(case, tmp_path, png, unsupported_dir, capsys, monkeypatch):
     argv = bad_inputs(tmp_path, png, unsupported_dir)[case]
@@ -85,6 +87,8 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, png, unsupported_dir, caps
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("hybridkv: error:")
     assert "Traceback" not in err
+    if case == "sparsemm without profile":
+        assert "hybridkv profile" in err and "--profile" in err
 
 
 def test_console_script_exit_code(tmp_path):

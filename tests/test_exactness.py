@@ -48,19 +48,52 @@ def test_full_budget_matches_dynamic_cache(tiny, family, case, head_types):
     check_full_budget(tiny, family, case, head_types)
 
 
-@pytest.mark.parametrize("allocator", ["uniform", "pyramid", "adaptive"])
+@pytest.mark.parametrize("allocator", ["uniform", "pyramid", "adaptive", "fastv", "modality"])
 def test_full_budget_is_exact_under_every_allocator(tiny, allocator):
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "online", allocator=allocator)
 
 
-def check_full_budget(tiny, family, case, head_types, **options):
+@pytest.mark.parametrize("options", [{"token_scores": "accumulated"}, {"merge": "average"}])
+def test_full_budget_is_exact_with_accumulated_scores_and_merging(tiny, options):
+    check_full_budget(tiny, "qwen2_5_vl", "one_image", "online", **options)
+
+
+def last_cases():
+    """One case per family: two images for the VLMs, text for the text-only models."""
+    for family in FAMILIES:
+        yield family, "two_images" if family in VLM_FAMILIES else "text"
+
+
+@pytest.mark.parametrize(("family", "case"), list(last_cases()))
+@pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])
+def test_full_budget_matches_dynamic_cache_for_the_new_baselines(tiny, family, case, name):
+    from hybridkv.methods import get_method
+
+    options = {}
+    if name == "sparsemm":
+        from hybridkv.profile import HeadProfile, model_fingerprint
+
+        text_config = tiny(family).adapter.text_config(tiny(family).model.config)
+        shape = (text_config.num_hidden_layers, text_config.num_key_value_heads)
+        zeros = torch.zeros(shape)
+        options["profile"] = HeadProfile(
+            fingerprint=model_fingerprint(tiny(family).model), score_name="topk_mass", theta=0.9, score_mean=zeros,
+            score_var=zeros, static_rate=zeros, flip_rate=zeros, topk_overlap=zeros, calib={}, library_version="test",
+            visual_mass=torch.rand(shape, generator=torch.Generator().manual_seed(1)),
+        )
+    method = get_method(name, budget=1.0, chunk_size=8, window=8, sinks=2, **options)
+    check_full_budget(tiny, family, case, method.config.head_types, method=method)
+
+
+def check_full_budget(tiny, family, case, head_types, method=None, **options):
     loaded = tiny(family)
     prompt, images = prompt_case(family, case)
     inputs = loaded.build_inputs(prompt, images)
     text_config = loaded.adapter.text_config(loaded.model.config)
     ref = greedy(loaded.model, inputs, DynamicCache(config=text_config))
 
-    method = HybridKV(budget=1.0, head_types=head_types, chunk_size=8, window=8, sinks=2, **options)
+    if method is None:
+        method = HybridKV(budget=1.0, head_types=head_types, chunk_size=8, window=8, sinks=2, **options)
     with method(loaded.model):
         cache = method.make_cache(loaded.model, inputs)
         out = greedy(loaded.model, inputs, cache)

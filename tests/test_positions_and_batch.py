@@ -35,6 +35,30 @@ def test_manual_decode_loop_equals_generate(tiny, family, head_types):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava", "qwen3"])
 @pytest.mark.parametrize("budget", [0.1, 1.0])
 def test_left_padded_batch_matches_batch_of_one(tiny, family, budget):
+    check_left_padded_batch(tiny, family, HybridKV(budget=budget, chunk_size=8, window=8, sinks=2))
+
+
+@pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])
+def test_left_padded_batch_matches_batch_of_one_for_the_new_baselines(tiny, name):
+    """Per-row budgets, H2O's padded queries, FastV's shared ranking and MadaKV's carry are all per prompt."""
+    from hybridkv.methods import get_method
+
+    loaded = tiny("qwen2_5_vl")
+    options = {"fastv_layer": 1} if name == "fastv" else {}
+    if name == "sparsemm":
+        from hybridkv.profile import HeadProfile, model_fingerprint
+
+        zeros = torch.zeros(4, 2)
+        options["profile"] = HeadProfile(
+            fingerprint=model_fingerprint(loaded.model), score_name="topk_mass", theta=0.9, score_mean=zeros,
+            score_var=zeros, static_rate=zeros, flip_rate=zeros, topk_overlap=zeros, calib={}, library_version="test",
+            visual_mass=torch.rand(4, 2, generator=torch.Generator().manual_seed(2)),
+        )
+    budget = 0.5 if name == "fastv" else 0.1
+    check_left_padded_batch(tiny, "qwen2_5_vl", get_method(name, budget=budget, window=8, sinks=2, **options))
+
+
+def check_left_padded_batch(tiny, family, method):
     loaded = tiny(family)
     prompts = ["Short one.", "A somewhat longer prompt about the picture, please.", "Mid length question here?"]
     if loaded.adapter.is_multimodal:
@@ -42,7 +66,6 @@ def test_left_padded_batch_matches_batch_of_one(tiny, family, budget):
     else:
         images = None
         prompts = [p * (3 + 4 * i) for i, p in enumerate(prompts)]
-    method = HybridKV(budget=budget, chunk_size=8, window=8, sinks=2)
 
     def run(batch_prompts, batch_images):
         inputs = loaded.build_inputs(batch_prompts, batch_images)

@@ -75,6 +75,7 @@ def _fake_profile(layers: int = 3, kv: int = 2, **changes) -> HeadProfile:
         options={"window": 16},
         input_scores=torch.rand(5, layers, kv, generator=g),
         input_static=torch.rand(5, layers, kv, generator=g) > 0.5,
+        visual_mass=torch.rand(layers, kv, generator=g),
     )
     fields.update(changes)
     return HeadProfile(**fields)
@@ -97,6 +98,16 @@ def test_round_trip_is_exact(tmp_path):
     save_profile(back, again)  # byte-identical files: profiles can be diffed and checked in
     assert again.read_bytes() == path.read_bytes()
     assert again.with_suffix(".safetensors").read_bytes() == (tmp_path / "p.safetensors").read_bytes()
+
+
+def test_a_profile_without_visual_mass_still_reads(tmp_path):
+    profile = _fake_profile(visual_mass=None)  # as written before visual_mass was measured
+    save_profile(profile, tmp_path / "old.json")
+    back = load_profile(tmp_path / "old.json")
+    assert back.visual_mass is None and back == profile
+    assert back != _fake_profile()
+    with pytest.raises(ProfileError, match="visual_mass"):
+        save_profile(_fake_profile(visual_mass=torch.zeros(2, 2)), tmp_path / "bad.json")
 
 
 def test_schema_mismatch_names_both_versions(tmp_path):
@@ -161,6 +172,8 @@ def test_profiling_tiny_model_is_fast_and_in_range(measured, tmp_path):
     assert ((profile.static_rate >= 0) & (profile.static_rate <= 1)).all()
     assert torch.allclose(profile.flip_rate, 2 * torch.minimum(profile.static_rate, 1 - profile.static_rate))
     assert ((profile.topk_overlap >= 0) & (profile.topk_overlap <= 1)).all()  # every item has an image
+    assert profile.visual_mass.shape == (4, 2) and profile.visual_mass.dtype == torch.float32
+    assert ((profile.visual_mass >= 0) & (profile.visual_mass <= 1 + 1e-6)).all()
     assert profile.input_scores.shape == (3, 4, 2)
     # online types are the cache's own decisions, consistent with the recorded scores
     assert torch.equal(profile.input_static, profile.input_scores >= profile.theta)

@@ -212,8 +212,14 @@ ALLOCATORS = {
     "type-level": type_level_allocation,
     "pyramid": uniform_allocation,
     "adaptive": adaptive_allocation,
+    "fastv": uniform_allocation,
+    "profile": uniform_allocation,
+    "modality": uniform_allocation,
 }
-"""Head-level split per allocator; ``pyramid`` is uniform within a layer but scales layers (see below)."""
+"""Head-level split per allocator. ``pyramid`` and ``fastv`` are uniform within a layer but give layers
+different budgets (``pyramid_scale``, ``fastv_layer_budgets``); ``profile`` replaces the split by
+``profile_head_budgets`` over the whole model; ``modality`` starts from the uniform split and then moves
+budget between modalities and layers (``modality_allocation``)."""
 
 
 def pyramid_scale(layer_idx: int, num_layers: int, beta: float = 20.0) -> float:
@@ -264,3 +270,103 @@ def allocate_layer(
                chunk_size=chunk_size, r=r, importance=row_importance)
         )
     return torch.tensor(rows, dtype=torch.long)
+
+
+def fastv_layer_budgets(per_head: int, prompt_len: int, num_layers: int, full_layers: int, *, floor: int) -> list[int]:
+    """FastV at equal budget: tokens each KV head of every layer keeps.
+
+    The first ``full_layers`` layers (FastV's K) keep the whole prompt; the later layers share what is
+    left of ``num_layers * per_head`` evenly (the first of them get the rounding remainder), so the mean
+    over layers is exactly ``per_head``. Each later layer is clamped to ``[min(floor, prompt_len),
+    prompt_len]``: when the full layers alone use more than the whole budget, the later layers get the
+    floor and the mean is above ``per_head`` (no equal budget is possible then).
+    """
+    if num_layers <= 0:
+        return []
+    k = min(max(full_layers, 0), num_layers)
+    rest = num_layers - k
+    out = [prompt_len] * k
+    if rest == 0:
+        return out
+    floor = min(floor, prompt_len)
+    pool = num_layers * per_head - k * prompt_len
+    each, extra = divmod(max(pool, 0), rest)
+    return out + [max(floor, min(prompt_len, each + (j < extra))) for j in range(rest)]
+
+
+def profile_head_budgets(
+    per_head: int, prompt_len: int, weights: list[list[float]], *, floor: int, uniform_share: float = 0.2
+) -> list[list[int]]:
+    """SparseMM / HeadKV-style: tokens per (layer, KV head), the whole model's budget split by head weights.
+
+    Every head first gets ``uniform_share`` of ``per_head`` (at least the floor, at most the prompt); the
+    rest of ``num_layers * num_heads * per_head`` goes to the heads in proportion to ``weights``
+    (``[layers][kv_heads]``, e.g. a profile's visual attention; NaN or negative counts as 0), each capped at
+    the prompt. Integers; the sum is exactly the model's budget whenever the prompt can hold it.
+    """
+    n_layers = len(weights)
+    n_heads = len(weights[0]) if n_layers else 0
+    count = n_layers * n_heads
+    if count == 0:
+        return [[] for _ in range(n_layers)]
+    per_head = min(per_head, prompt_len)
+    base = min(prompt_len, max(min(floor, prompt_len), int(uniform_share * per_head)))
+    flat = [w if (w == w and w > 0) else 0.0 for row in weights for w in row]  # w == w: not NaN
+    spare = max(count * per_head - count * base, 0)
+    extra = proportional_split(spare, flat, [prompt_len - base] * count)
+    return [[base + extra[i * n_heads + j] for j in range(n_heads)] for i in range(n_layers)]
+
+
+def modality_quotas(spare: int, visual_share: float, n_text: int, n_visual: int) -> tuple[int, int]:
+    """One head's spare tokens (beyond sinks and window) split between text and visual tokens.
+
+    The visual quota is ``round(spare * visual_share)``, the text quota the rest; each is capped at the
+    tokens of that modality there are to keep. Returns (text, visual); what the caps cut off is unused.
+    """
+    spare = max(spare, 0)
+    share = min(max(visual_share, 0.0), 1.0)
+    visual_quota = math.floor(spare * share + 0.5)
+    return min(n_text, spare - visual_quota), min(n_visual, visual_quota)
+
+
+def modality_allocation(
+    base: list[int],
+    carry: int,
+    visual_share: list[float],
+    *,
+    n_text: int,
+    n_visual: int,
+    protected: int,
+    prompt_len: int,
+    future_capacity: int,
+) -> tuple[list[int], list[int], int]:
+    """One layer of MadaKV for one prompt: (text tokens per head, visual tokens per head, carry out).
+
+    ``base`` is each head's budget (sinks and window included), ``carry`` what earlier layers left
+    unused; ``n_text`` / ``n_visual`` are the tokens of each modality besides the ``protected`` sinks and
+    window. The carry is first spread evenly over the heads (capped at the prompt). Each head splits its
+    spare by ``visual_share`` (``modality_quotas``). What a head cannot spend on a modality it prefers
+    (too few tokens of it) is carried to the later layers, up to ``future_capacity`` (what they can still
+    hold beyond their own budgets); the rest goes back to the same head's other modality, so no budget is
+    lost: at the last layer (capacity 0) or at a budget that covers the prompt nothing is carried.
+    """
+    n = len(base)
+    room = [max(prompt_len - b, 0) for b in base]
+    placed = proportional_split(carry, [1.0] * n, room)
+    budgets = [b + p for b, p in zip(base, placed, strict=True)]
+    leftover = carry - sum(placed)  # only when every head already holds the whole prompt
+    text, visual, unused = [], [], []
+    for b, share in zip(budgets, visual_share, strict=True):
+        spare = max(b - protected, 0)
+        t, v = modality_quotas(spare, share, n_text, n_visual)
+        text.append(t)
+        visual.append(v)
+        unused.append(spare - t - v)
+    carry_out = min(sum(unused) + leftover, max(future_capacity, 0))
+    give_back = min(sum(unused) + leftover - carry_out, sum(unused))  # the carry always holds the leftover
+    back = proportional_split(give_back, [float(u) for u in unused], unused)
+    for i, g in enumerate(back):  # a head's unused quota fits in its other modality by construction
+        to_visual = min(g, n_visual - visual[i])
+        visual[i] += to_visual
+        text[i] += g - to_visual
+    return text, visual, carry_out

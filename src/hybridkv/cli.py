@@ -47,8 +47,11 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dynamic-share", type=float, default=None, help="quantile rule: share of dynamic heads")
     p.add_argument("--profile", default=None, help="a head profile written by `hybridkv profile`")
     p.add_argument("--margin", type=float, default=None, help="blend: margin needed to overturn the profile")
-    p.add_argument("--allocator", choices=["hybridkv", "type-level", "uniform", "pyramid", "adaptive"], default=None,
-                   help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive)")
+    p.add_argument("--allocator", default=None,
+                   choices=["hybridkv", "type-level", "uniform", "pyramid", "adaptive", "fastv", "profile", "modality"],
+                   help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive), "
+                        "full early layers (fastv), by profiled visual attention (profile), by modality (modality)")
+    p.add_argument("--fastv-layer", type=int, default=None, help="fastv: K, the first layer whose cache is pruned")
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
@@ -63,7 +66,7 @@ def _method_from_args(args: argparse.Namespace):
     options: dict[str, Any] = {"budget": parse_budget(args.budget)}
     names = (
         "theta", "score", "head_types", "classify", "rule", "dynamic_share", "margin", "allocator", "r",
-        "chunk_size", "window", "sinks", "cold_tier", "cold_dir",
+        "chunk_size", "window", "sinks", "cold_tier", "cold_dir", "fastv_layer",
     )
     for name in names:
         value = getattr(args, name)

@@ -60,12 +60,28 @@ class HybridKVConfig:
     """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
     """How the budget is split: ``hybridkv`` (type level, then head level), ``uniform`` (every head alike),
-    ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike), or
-    ``adaptive`` (AdaKV: heads compete for the layer's budget through their window attention)."""
+    ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike),
+    ``adaptive`` (AdaKV: heads compete for the layer's budget through their window attention), ``fastv``
+    (layers below ``fastv_layer`` keep everything, the later layers share what is left; heads alike),
+    ``profile`` (every KV head of the model a share of the model's budget in proportion to the profile's
+    visual attention, above a ``uniform_share`` floor; needs ``profile``), or ``modality`` (MadaKV: each head's
+    share split between text and visual tokens by its attention, unused budget carried to later layers)."""
     r: float = 1.0
     """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
     selector: str = "text_prior"
-    """How evicting (static) heads rank tokens: ``text_prior`` (HybridKV), ``attention`` (SnapKV), ``recency``."""
+    """How evicting (static) heads rank tokens: ``text_prior`` (HybridKV), ``attention`` (SnapKV), ``recency``,
+    or ``fastv`` (text first, then visual tokens by one ranking taken at layer ``fastv_layer - 1``)."""
+    token_scores: str = "window"
+    """What ranks tokens: ``window`` (attention of the observation window's queries, SnapKV) or ``accumulated``
+    (attention accumulated over every prompt query, H2O; computed in query blocks)."""
+    merge: str = "none"
+    """What happens to evicted tokens of static heads: ``none`` (freed) or ``average`` (LOOK-M's averaged
+    merging: each one is averaged into the kept token whose key is most similar, per head)."""
+    fastv_layer: int = 2
+    """For the ``fastv`` allocator and selector: FastV's K, the first layer whose cache is pruned."""
+    uniform_share: float = 0.2
+    """For the ``profile`` allocator: the share of the per-head budget every head gets before the profile-weighted
+    split (SparseMM's uniform part)."""
     head_types: HeadTypePolicy = "online"
     """``online`` classifies per input; ``static`` / ``dynamic`` force every head (the paper's ablations)."""
     window: int = 16
@@ -132,6 +148,32 @@ class HybridKVConfig:
             raise ConfigError(f"dynamic_share must be in [0, 1], got {self.dynamic_share}")
         if self.score not in SCORES:
             raise ConfigError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
+        if self.token_scores not in ("window", "accumulated"):
+            raise ConfigError(f"token_scores must be 'window' or 'accumulated', got {self.token_scores!r}")
+        if self.merge not in ("none", "average"):
+            raise ConfigError(f"merge must be 'none' or 'average', got {self.merge!r}")
+        if isinstance(self.fastv_layer, bool) or not isinstance(self.fastv_layer, int) or self.fastv_layer < 1:
+            raise ConfigError(
+                f"fastv_layer must be an int >= 1 (layers below it keep their full KV), got {self.fastv_layer!r}"
+            )
+        if self.selector == "fastv" and self.allocator != "fastv":
+            raise ConfigError(
+                f"selector 'fastv' ranks by a layer that must keep its full KV; use it with allocator 'fastv', "
+                f"not {self.allocator!r}"
+            )
+        if not (0.0 <= self.uniform_share <= 1.0):
+            raise ConfigError(f"uniform_share must be in [0, 1], got {self.uniform_share}")
+        if self.allocator == "profile":
+            if self.profile is None:
+                raise ConfigError(
+                    "allocator 'profile' (sparsemm) needs a head profile: run `hybridkv profile --model M --out "
+                    "profile.json`, then pass --profile profile.json (Python: profile=load_profile('profile.json'))"
+                )
+            if getattr(self.profile, "visual_mass", None) is None:
+                raise ConfigError(
+                    "this head profile has no per-head visual attention (it predates the visual_mass array); "
+                    "re-run `hybridkv profile --model M --out profile.json` and pass the new profile"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; a profile is recorded by what it was measured on, not its arrays."""

@@ -33,6 +33,8 @@ FORMAT = "hybridkv.profile"
 ARRAYS_SUFFIX = ".safetensors"
 # Arrays of shape [layers, kv_heads] that every profile has, in file order.
 HEAD_ARRAYS: tuple[str, ...] = ("score_mean", "score_var", "static_rate", "flip_rate", "topk_overlap")
+# Arrays of shape [layers, kv_heads] that newer profiles add (None when reading an older file).
+OPTIONAL_HEAD_ARRAYS: tuple[str, ...] = ("visual_mass",)
 # Per-input arrays of shape [samples, layers, kv_heads], kept for later analysis when present.
 INPUT_ARRAYS: tuple[str, ...] = ("input_scores", "input_static", "input_overlap")
 _FINGERPRINT_KEYS: tuple[str, ...] = (
@@ -120,7 +122,10 @@ class HeadProfile:
     * ``flip_rate``: ``2 * min(static_rate, 1 - static_rate)``, in [0, 1]: 0 when the head always gets
       the same type, 1 when it is static on exactly half the inputs;
     * ``topk_overlap``: mean Jaccard overlap of the top-k visual tokens the head attends to between
-      consecutive decode steps, averaged over inputs with visual tokens (NaN when none had any).
+      consecutive decode steps, averaged over inputs with visual tokens (NaN when none had any);
+    * ``visual_mass`` (optional): mean share of the head's attention, over the same decode steps, that lands on
+      visual prompt tokens, averaged over inputs with visual tokens (NaN when none had any). The ``profile``
+      allocator (``sparsemm``) weighs heads by it.
     """
 
     fingerprint: dict[str, Any]
@@ -141,6 +146,8 @@ class HeadProfile:
     """[samples, layers, kv_heads] bool: each input's online type."""
     input_overlap: torch.Tensor | None = None
     """[samples, layers, kv_heads] float32: each input's top-k overlap (NaN without visual tokens)."""
+    visual_mass: torch.Tensor | None = None
+    """[layers, kv_heads] float32: mean share of decode attention on visual tokens (None in older profiles)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -163,7 +170,7 @@ class HeadProfile:
     def arrays(self) -> dict[str, torch.Tensor]:
         """The tensors that go into the companion safetensors file."""
         out = {name: getattr(self, name) for name in HEAD_ARRAYS}
-        for name in INPUT_ARRAYS:
+        for name in OPTIONAL_HEAD_ARRAYS + INPUT_ARRAYS:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.to(torch.uint8) if name == "input_static" else value
@@ -193,7 +200,7 @@ class HeadProfile:
         if not isinstance(other, HeadProfile):
             return NotImplemented
         plain = ("fingerprint", "score_name", "theta", "calib", "library_version", "options")
-        tensors = HEAD_ARRAYS + INPUT_ARRAYS
+        tensors = HEAD_ARRAYS + OPTIONAL_HEAD_ARRAYS + INPUT_ARRAYS
         return all(getattr(self, k) == getattr(other, k) for k in plain) and all(
             _same_tensor(getattr(self, k), getattr(other, k)) for k in tensors
         )
@@ -228,8 +235,10 @@ def _validate(profile: HeadProfile) -> None:
     if missing:
         raise ProfileError(f"profile fingerprint lacks {', '.join(missing)}; build it with model_fingerprint(model)")
     layers, kv = profile.shape
-    for name in HEAD_ARRAYS:
+    for name in HEAD_ARRAYS + OPTIONAL_HEAD_ARRAYS:
         t = getattr(profile, name)
+        if t is None and name in OPTIONAL_HEAD_ARRAYS:
+            continue
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != (layers, kv):
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ProfileError(f"profile array {name} is {got}, expected ({layers}, {kv}) = (layers, KV heads)")
@@ -321,6 +330,7 @@ def load_profile(path: str | os.PathLike[str], *, model: Any = None) -> HeadProf
             input_scores=tensors.get("input_scores"),
             input_static=None if input_static is None else input_static.bool(),
             input_overlap=tensors.get("input_overlap"),
+            visual_mass=tensors.get("visual_mass"),
         )
     except (KeyError, TypeError, ValueError, SafetensorError) as exc:
         if isinstance(exc, ProfileError):

@@ -270,6 +270,17 @@ def visual_topk_overlap(attn: torch.Tensor, visual: torch.Tensor, top_k: int) ->
     return (inter / union).mean(0)
 
 
+def visual_attention_share(attn: torch.Tensor, visual: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """[layers, kv_heads] mean over decode steps of the attention share on visual prompt tokens.
+
+    ``attn``: [steps, layers, kv_heads, L] (each step's softmax restricted to the prompt); ``visual``: [L] bool.
+    NaN (shape ``shape``) when no step was recorded.
+    """
+    if attn.shape[0] == 0:
+        return torch.full(shape, math.nan)
+    return attn[..., visual].sum(-1).mean(0)
+
+
 # ---------------------------------------------------------------------------------------------- the pass
 
 
@@ -317,7 +328,7 @@ def profile_model(
         raise ConfigError(f"top_k must be an int >= 1, got {top_k!r}")
     method = HybridKV(budget=1.0, score=score, theta=theta, window=window, score_top_ratio=score_top_ratio)
     multimodal = loaded.adapter.is_multimodal
-    all_scores, all_static, all_overlap, ids, tasks = [], [], [], [], []
+    all_scores, all_static, all_overlap, all_visual, ids, tasks = [], [], [], [], [], []
     for raw in items:
         item = as_calib_item(raw)
         images = list(item.images) if multimodal else []
@@ -327,11 +338,14 @@ def profile_model(
         if bool(visual.any()):
             attn = decode_attention(loaded, inputs, steps=decode_steps)
             overlap = visual_topk_overlap(attn, visual, top_k)
+            visual_mass = visual_attention_share(attn, visual, scores.shape)
         else:
             overlap = torch.full(scores.shape, math.nan)
+            visual_mass = torch.full(scores.shape, math.nan)
         all_scores.append(scores)
         all_static.append(static)
         all_overlap.append(overlap.float())
+        all_visual.append(visual_mass.float())
         ids.append(item.id)
         if item.task:
             tasks.append(item.task)
@@ -362,4 +376,5 @@ def profile_model(
         input_scores=s.float(),
         input_static=st,
         input_overlap=ov,
+        visual_mass=torch.stack(all_visual).nanmean(0).float(),
     )

@@ -8,18 +8,23 @@ from ..errors import ConfigError
 from .ablations import HybridKVNoHeadAlloc, HybridKVUniform
 from .adakv import AdaKV
 from .base import Method
+from .fastv import FastV
 from .full import FullCache
+from .h2o import H2O
 from .hybridkv import HybridKV, RetrievalOnly, TextPriorOnly
+from .look_m import LookM
+from .madakv import MadaKV
 from .pyramidkv import PyramidKV
 from .quest import Quest
 from .snapkv import SnapKV
+from .sparsemm import SparseMM
 from .streaming import StreamingLLM
 
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
         FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform,
-        StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest,
+        StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest, H2O, FastV, LookM, MadaKV, SparseMM,
     )
 }
 
@@ -33,6 +38,7 @@ def get_method(name: str, **options: Any) -> Method:
 
 
 __all__ = [
-    "METHODS", "AdaKV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVUniform", "Method", "PyramidKV",
-    "Quest", "RetrievalOnly", "SnapKV", "StreamingLLM", "TextPriorOnly", "get_method",
+    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVUniform", "LookM",
+    "MadaKV", "Method", "PyramidKV", "Quest", "RetrievalOnly", "SnapKV", "SparseMM", "StreamingLLM",
+    "TextPriorOnly", "get_method",
 ]
