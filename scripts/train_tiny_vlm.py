@@ -13,7 +13,9 @@ step log ``train_log.jsonl``.
 What it trains on: every task of ``hybridkv.data``, train split, generated per step from a seed
 derived from (--seed, step), mixed by the weights in ``hybridkv.embedded.mixture`` (long_mixed, at
 2,000-3,000 visual tokens an item, is mostly practised through cheaper variants with fewer or smaller
-grids). The loss is on the answer tokens and the end-of-turn token only.
+grids). Each item is followed by up to --follow-ups more questions about the same images, as later
+chat turns (train-split questions only; see ``hybridkv.embedded.questions``). The loss is on the answer
+tokens and the end-of-turn tokens only.
 
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
 in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs
@@ -80,6 +82,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument(
         "--tasks", help=f"comma-separated subset of the suite to train on (default all: {','.join(TASKS)})"
     )
+    run.add_argument(
+        "--follow-ups",
+        type=int,
+        help=f"extra questions per item about the same images, as later turns (default {DEFAULTS.follow_ups})",
+    )
     obs = p.add_argument_group("execution (free to change between resumes)")
     obs.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     obs.add_argument("--device", default="cpu", help="torch device to train on (default cpu; e.g. cuda)")
@@ -103,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "weight_decay": args.weight_decay,
         "seed": args.seed,
         "max_tokens": args.max_tokens,
+        "follow_ups": args.follow_ups,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

@@ -19,7 +19,10 @@ from hybridkv.eval.summary import summarize
 from hybridkv.eval.tasks import load_items
 
 # One image task and one text-only task, both with short prompts: 4 items x 3 cells stay fast on CPU.
-SMALL = ["--tasks", "attribute,text_copy", "--limit", "2", "--methods", "full,hybridkv", "--budgets", "0.1,0.5"]
+SMALL = [
+    "--model", "tiny-random-qwen2_5_vl", "--tasks", "attribute,text_copy", "--limit", "2",
+    "--methods", "full,hybridkv", "--budgets", "0.1,0.5",
+]  # fmt: skip
 N_ITEMS = 4
 CELLS = [("full", None), ("hybridkv", 0.1), ("hybridkv", 0.5)]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,6 +99,21 @@ def test_results_json_has_every_prediction_and_the_metadata(run_dir):
     assert summary[0]["hot_ratio"] == 1.0 and summary[1]["kv_hot_bytes"] < summary[2]["kv_hot_bytes"]
 
 
+def test_agnostic_setting_compresses_before_the_question_and_full_cache_agrees(run_dir, tmp_path):
+    aware = json.loads((run_dir / RESULTS_FILE).read_text())
+    agnostic = _run(tmp_path, "--setting", "agnostic")
+    assert agnostic["metadata"]["config"]["setting"] == "agnostic"
+
+    # Same items and cells; (token-exactness of the full cache across settings is tested in test_session.py,
+    # on prompts where a random model's near-tied logits cannot flip under a two-part prefill.)
+    assert [(r["id"], r["method"], r["budget"]) for r in agnostic["records"]] == [
+        (r["id"], r["method"], r["budget"]) for r in aware["records"]
+    ]
+    assert [r["prompt_tokens"] for r in agnostic["records"]] == [r["prompt_tokens"] for r in aware["records"]]
+    compressed = [r for r in agnostic["records"] if r["method"] == "hybridkv"]
+    assert len(compressed) == 2 * N_ITEMS and all(r["kv_hot_bytes"] < r["full_kv_bytes"] for r in compressed)
+
+
 def test_both_plots_are_written_atomically(run_dir):
     for name in (BUDGET_PLOT, BYTES_PLOT):
         data = (run_dir / name).read_bytes()
@@ -135,7 +153,7 @@ def test_same_seed_gives_the_same_predictions(run_dir, tmp_path):
         ("--budgets", "0.1,1.5", BudgetError, ["1.5"]),
         ("--budgets", "0.1,256", ConfigError, ["mix"]),
         ("--split", "dev", ConfigError, ["dev", "test"]),
-        ("--setting", "agnostic", ConfigError, ["agnostic", "aware"]),
+        ("--setting", "blind", ConfigError, ["blind", "agnostic", "aware"]),
         ("--limit", "0", ConfigError, ["limit"]),
     ],
 )

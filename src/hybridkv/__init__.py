@@ -21,6 +21,7 @@ _EXPORTS = {
     "HybridCache": "hybridkv.cache",
     "CacheStats": "hybridkv.cache",
     "generate": "hybridkv.generation",
+    "Session": "hybridkv.session",
     "load_model": "hybridkv.models",
     "load_image": "hybridkv.models",
     "tiny_random_model": "hybridkv.models",

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers.cache_utils import Cache
 
 from .cache import HybridCache, storage_bytes
 from .methods import Method
@@ -57,19 +58,35 @@ def generate(
     **generate_kwargs: Any,
 ) -> GenerationResult:
     """Greedy-decode ``inputs`` with ``method``'s cache; always returns measured bytes and timings."""
-    clock = _TokenClock()
     with method(model):
         cache = method.make_cache(model, inputs)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(
-                **inputs,
-                past_key_values=cache,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                stopping_criteria=StoppingCriteriaList([clock]),
-                **generate_kwargs,
-            )
+        return generate_with_cache(model, inputs, cache, max_new_tokens=max_new_tokens, **generate_kwargs)
+
+
+def generate_with_cache(
+    model: torch.nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    cache: Cache,
+    *,
+    max_new_tokens: int = 32,
+    **generate_kwargs: Any,
+) -> GenerationResult:
+    """Greedy-decode ``inputs`` into ``cache``, which may already hold a prefix of them (a session's context).
+
+    Only the uncached suffix of ``inputs`` is run; the caller keeps the method's scope open. Timings start
+    here, so with a prefilled cache ``prefill_s`` is the time to the first token of the suffix.
+    """
+    clock = _TokenClock()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(
+            **inputs,
+            past_key_values=cache,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            stopping_criteria=StoppingCriteriaList([clock]),
+            **generate_kwargs,
+        )
     seqs = out if isinstance(out, torch.Tensor) else out.sequences
     prompt_len = inputs["input_ids"].shape[1]
     gaps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:], strict=False)]

@@ -85,7 +85,7 @@ class HybridLayer(CacheLayerMixin):
     """Per-head variable-length storage for one decoder layer."""
 
     is_compileable = False
-    is_croppable = False
+    is_croppable = True  # the tail only: tokens appended after the compressed prompt
 
     def __init__(self, layer_idx: int, ctx: CacheContext) -> None:
         super().__init__()
@@ -164,6 +164,27 @@ class HybridLayer(CacheLayerMixin):
         self.tail_k[:, :, self.tail_len : self.tail_len + n] = k
         self.tail_v[:, :, self.tail_len : self.tail_len + n] = v
         self.tail_len += n
+        self.keys = self.tail_k[:, :, : self.tail_len]
+        self.values = self.tail_v[:, :, : self.tail_len]
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Forget the newest ``-tokens_to_remove`` tokens (transformers' convention: a negative count).
+
+        Only tokens appended after compression can go: that is what lets a session ask several
+        questions against one compressed prompt. The compressed prompt itself cannot be cut back into.
+        """
+        if tokens_to_remove > 0:
+            raise InputError(f"crop takes a negative count of tokens to remove, got {tokens_to_remove}")
+        n = -tokens_to_remove
+        if n == 0 or self.phase is Phase.EMPTY:
+            return
+        if self.phase is not Phase.COMPRESSED or n > self.tail_len:
+            raise CacheStateError(
+                f"layer {self.layer_idx}: cannot remove {n} tokens, only the {self.tail_len} appended after the "
+                "compressed prompt can be removed; build a new cache to change the prompt"
+            )
+        self.tail_len -= n
+        self.logical_len -= n
         self.keys = self.tail_k[:, :, : self.tail_len]
         self.values = self.tail_v[:, :, : self.tail_len]
 

@@ -53,7 +53,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--setting",
         default="aware",
-        help="'aware' (default): the question is in the prompt when the cache is compressed",
+        help="'aware' (default): the question is in the prompt when the cache is compressed; 'agnostic': the "
+        "images and context are compressed first and the question is asked afterwards",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .item import TaskItem
 from .jsonl import export_jsonl, load_jsonl
+from .question import split_question
 from .registry import (
     TASK_SPECS,
     TASKS,
@@ -18,6 +19,7 @@ from .registry import (
     generate_items,
     item_id,
     iter_suite,
+    question_of,
     render,
     sample_meta,
 )
@@ -39,9 +41,11 @@ __all__ = [
     "iter_suite",
     "load_jsonl",
     "normalize_answer",
+    "question_of",
     "render",
     "sample_meta",
     "score",
+    "split_question",
     "split_of",
     "visual_tokens",
 ]

@@ -91,6 +91,15 @@ def render(task: str, meta: Mapping[str, Any]) -> Rendered:
     return get_spec(task).render(meta)
 
 
+def question_of(task: str, meta: Mapping[str, Any]) -> tuple[str, str]:
+    """(prompt, answer) of an item from its meta, without drawing pixels where the task allows."""
+    spec = get_spec(task)
+    if spec.question is not None:
+        return spec.question(meta)
+    rendered = spec.render(meta)
+    return rendered.prompt, rendered.answer
+
+
 def answer_vocabulary(task: str, **task_options: Any) -> frozenset[str]:
     """Every answer the task can produce under these options."""
     spec = get_spec(task)

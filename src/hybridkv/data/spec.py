@@ -47,6 +47,8 @@ class TaskSpec:
     vocabulary: Callable[[Options], frozenset[str]]
     validate: Callable[[Options], None]
     key_exclude: frozenset[str] = field(default_factory=frozenset)
+    question: Callable[[Mapping[str, Any]], tuple[str, str]] | None = None
+    """(prompt, answer) of a meta without drawing its pixels (what ``render`` asks, cheaply)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))

@@ -48,22 +48,39 @@ class Example:
         return int((self.labels != IGNORE_INDEX).sum())
 
 
-def encode(loaded: LoadedModel, item: TaskItem, label: str | None = None) -> Example:
-    """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts."""
+def encode(
+    loaded: LoadedModel, item: TaskItem, label: str | None = None, follow_ups: Sequence[tuple[str, str]] = ()
+) -> Example:
+    """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts.
+
+    ``follow_ups`` (prompt, answer) pairs continue the conversation as further user/assistant turns in the
+    chat template's format, each answer and end-of-turn labelled the same way.
+    """
     tokenizer = loaded.tokenizer
     prompt = loaded.build_inputs(item.prompt, item_images(item)).to("cpu")  # examples stay on the host
-    answer = tokenizer(item.answer, add_special_tokens=False)["input_ids"]
-    if not answer:
-        raise InputError(f"item {item.id} has an empty answer; every training item needs one")
-    target = torch.tensor([*answer, tokenizer.eos_token_id], dtype=torch.long)
     prompt_ids = prompt["input_ids"][0].long()
+    pieces = [prompt_ids]
+    labels = [torch.full_like(prompt_ids, IGNORE_INDEX)]
+    for i, (question, answer) in enumerate([(item.prompt, item.answer), *follow_ups]):
+        if i:
+            turn = f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+            ids = torch.tensor(tokenizer(turn, add_special_tokens=False)["input_ids"], dtype=torch.long)
+            pieces.append(ids)
+            labels.append(torch.full_like(ids, IGNORE_INDEX))
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if not answer_ids:
+            raise InputError(f"item {item.id} has an empty answer; every training item needs one")
+        target = torch.tensor([*answer_ids, tokenizer.eos_token_id], dtype=torch.long)
+        pieces.append(target)
+        labels.append(target)
+    input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
     return Example(
         label=item.task if label is None else label,
-        input_ids=torch.cat([prompt_ids, target]),
-        labels=torch.cat([torch.full_like(prompt_ids, IGNORE_INDEX), target]),
-        mm_token_type_ids=torch.cat([types, torch.zeros_like(target)]),
+        input_ids=input_ids,
+        labels=torch.cat(labels),
+        mm_token_type_ids=torch.cat([types, torch.zeros(input_ids.shape[0] - types.shape[0], dtype=torch.long)]),
         pixel_values=prompt.get("pixel_values"),
         image_grid_thw=prompt.get("image_grid_thw"),
     )

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 from tqdm import tqdm
@@ -30,6 +31,7 @@ from .evaluation import TaskResult, evaluate
 from .examples import IGNORE_INDEX, Example, collate, encode, micro_batches
 from .mixture import DEFAULT_MIXTURE, Variant, draw_items, select
 from .model import build_untrained
+from .questions import follow_ups as draw_follow_ups
 from .schedule import learning_rate
 
 CHECKPOINT_DIR = "checkpoint"
@@ -43,15 +45,19 @@ class TrainSettings:
 
     steps: int = 6000
     batch_size: int = 16
-    lr: float = 5e-4
+    lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 0
     max_tokens: int = 512
     tasks: tuple[str, ...] | None = None
+    follow_ups: int = 3
+    """Extra questions about each item's images, asked as later turns (see ``hybridkv.embedded.questions``)."""
 
     def __post_init__(self) -> None:
+        if self.follow_ups < 0:
+            raise ConfigError(f"follow_ups={self.follow_ups} must be non-negative")
         for name in ("steps", "batch_size", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
@@ -207,7 +213,10 @@ def _train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr
     drawn = draw_items(mixture, settings.seed, step, settings.steps, settings.batch_size)
-    examples = [encode(loaded, item, label=name) for name, item in drawn]
+    examples = []
+    for slot, (name, item) in enumerate(drawn):
+        extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
+        examples.append(encode(loaded, item, label=name, follow_ups=extra))
     loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
@@ -220,6 +229,11 @@ def _train_step(
         "seconds": round(time.monotonic() - t0, 3),
         "variant_loss": variant_losses,
     }
+
+
+def follow_up_rng(settings: TrainSettings, step: int, slot: int) -> np.random.Generator:
+    """The random source of one item's follow-up questions: a function of (seed, step, slot) only."""
+    return np.random.default_rng([settings.seed, step, slot, 1])
 
 
 def train_step_loss(

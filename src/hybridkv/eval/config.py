@@ -19,8 +19,10 @@ DEFAULT_BUDGETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5)
 DEFAULT_LIMIT = 20
 DEFAULT_SPLIT = "test"
 REFERENCE_METHOD = "full"
-SETTINGS: tuple[str, ...] = ("aware",)
-"""``aware``: the question is part of the prompt the cache is compressed with."""
+SETTINGS: tuple[str, ...] = ("aware", "agnostic")
+"""``aware``: the question is part of the prompt the cache is compressed with. ``agnostic``: the images and
+context are prefilled and compressed first, then the question is asked against the compressed cache
+(:class:`hybridkv.Session`; the cut is :func:`hybridkv.data.split_question`)."""
 
 Budget = float | int
 

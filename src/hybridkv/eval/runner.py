@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -20,20 +21,42 @@ from .tasks import EvalItem, get_task, load_items
 WARMUP_TOKENS = 2
 
 
+@dataclass(frozen=True)
+class AgnosticInputs:
+    """An item split for the question-agnostic setting: what is compressed, and what is asked afterwards."""
+
+    context: str
+    question: str
+    images: list
+
+
 def item_inputs(loaded: Any, item: EvalItem, setting: str) -> Any:
     """The single place an item becomes model inputs.
 
-    ``aware``: the question is in the prompt that is prefilled, so compression can see it. A setting where
-    the images and context are compressed before the question arrives would branch here (and in
-    :func:`answer_item`), and nowhere else.
+    ``aware``: the question is in the prompt that is prefilled, so compression can see it. ``agnostic``: the
+    context (images and any text before the question) is compressed first; the question comes after.
     """
     if setting == "aware":
         return loaded.build_inputs(item.prompt, list(item.images) or None)
-    raise ConfigError(f"setting {setting!r} is not supported; use 'aware'")
+    if setting == "agnostic":
+        from ..data import split_question
+
+        context, question = split_question(item.prompt)
+        return AgnosticInputs(context, question, list(item.images))
+    raise ConfigError(f"setting {setting!r} is not supported; use 'aware' or 'agnostic'")
 
 
 def answer_item(loaded: Any, inputs: Any, method: Any, *, max_new_tokens: int) -> Any:
-    """Greedy answer of one item with ``method``'s cache: a :class:`hybridkv.generation.GenerationResult`."""
+    """Greedy answer of one item with ``method``'s cache: a :class:`hybridkv.generation.GenerationResult`.
+
+    In the agnostic setting ``prefill_s`` covers both prefills: the context's and the question's.
+    """
+    if isinstance(inputs, AgnosticInputs):
+        from ..session import Session
+
+        with Session(loaded, method, context=inputs.context, images=inputs.images) as session:
+            result = session.ask(inputs.question, max_new_tokens=max_new_tokens).result
+            return replace(result, prefill_s=session.prefill_s + result.prefill_s)
     from ..generation import generate
 
     return generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)

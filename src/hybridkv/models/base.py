@@ -105,6 +105,35 @@ class LoadedModel:
         if has_images and not self.adapter.is_multimodal:
             raise InputError(f"{self.name} is a text-only model; drop the images or load a vision-language model")
         texts = [self._render(p, imgs) for p, imgs in zip(prompts, image_lists, strict=True)]
+        return self._encode(texts, image_lists)
+
+    def build_split_inputs(
+        self, context: str, question: str, images: Sequence[Image.Image] | None = None
+    ) -> tuple[BatchFeature, BatchFeature]:
+        """Inputs of one prompt's context alone and of the whole prompt (context + question).
+
+        The first is a token prefix of the second, so a session can prefill and compress the context,
+        then run only the question's tokens against the compressed cache (the question-agnostic setting).
+        ``question`` should start at a word boundary (e.g. with its leading space).
+        """
+        if not question.strip():
+            raise InputError("the question is empty; pass the text to ask about the context")
+        image_list = list(images or [])
+        full = self.build_inputs(context + question, image_list or None)
+        rendered = self._render(context + question, image_list)
+        cut = rendered.rfind(question)
+        prefix = self._encode([rendered[:cut]], [image_list])
+        n = prefix["input_ids"].shape[1]
+        if n >= full["input_ids"].shape[1] or not torch.equal(full["input_ids"][:, :n], prefix["input_ids"]):
+            raise InputError(
+                "the tokenizer merges the end of the context with the start of the question; start the "
+                "question at a word boundary (e.g. ' What ...' after a sentence)"
+            )
+        return prefix, full
+
+    def _encode(self, texts: list[str], image_lists: list[list[Image.Image]]) -> BatchFeature:
+        """Tokenize rendered prompts (and their images), left-padded, on the model's device."""
+        has_images = any(image_lists)
         bos = self.tokenizer.bos_token
         # Templates that write BOS themselves must not get a second one from the tokenizer.
         add_special = not (bos and all(t.startswith(bos) for t in texts))

@@ -38,16 +38,16 @@ def _sample(rng: np.random.Generator, options: Options) -> Meta:
     }
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     target = meta["objects"][meta["target"]]
     if meta["ask"] == "colour":
-        prompt = f"What colour is the {target['shape']}? Answer with one word."
-        answer = target["colour"]
-    else:
-        prompt = f"What shape is {target['colour']}? Answer with one word."
-        answer = target["shape"]
+        return f"What colour is the {target['shape']}? Answer with one word.", target["colour"]
+    return f"What shape is {target['colour']}? Answer with one word.", target["shape"]
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
     image = render_scene(meta["objects"], meta["image_blocks"], meta["slot_blocks"])
-    return Rendered(prompt, answer, (image,), None)
+    return Rendered(*_question(meta), (image,), None)
 
 
 SPEC = TaskSpec(
@@ -55,6 +55,7 @@ SPEC = TaskSpec(
     defaults={"min_objects": 3, "max_objects": 5, "asks": ASKS, "image_blocks": 6, "slot_blocks": 2},
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: frozenset(
         name for ask in options["asks"] for name in (COLOUR_NAMES if ask == "colour" else SHAPES)
     ),

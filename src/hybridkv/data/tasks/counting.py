@@ -57,10 +57,14 @@ def count_matches(meta: Mapping[str, Any]) -> int:
     return sum(o["shape"] == meta["shape"] and o["colour"] == meta["colour"] for o in meta["objects"])
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     prompt = f"How many {meta['colour']} {PLURALS[meta['shape']]} are there? Answer with a number."
+    return prompt, str(count_matches(meta))
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
     image = render_scene(meta["objects"], meta["image_blocks"], meta["slot_blocks"])
-    return Rendered(prompt, str(count_matches(meta)), (image,), None)
+    return Rendered(*_question(meta), (image,), None)
 
 
 SPEC = TaskSpec(
@@ -75,6 +79,7 @@ SPEC = TaskSpec(
     },
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: frozenset(str(i) for i in range(options["max_count"] + 1)),
     validate=_validate,
     key_exclude=frozenset({"image_blocks", "slot_blocks", "dx", "dy"}),

@@ -128,15 +128,18 @@ def _sample(rng: np.random.Generator, options: Options) -> Meta:
     }
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     grid = meta["grid"]
     rows, cols = len(grid["cells"]), len(grid["cells"][0])
     prompt = (
         f"The image shows a grid of {rows} rows and {cols} columns. "
         f"What is in row {meta['row']}, column {meta['col']}? Answer with one word or number."
     )
-    answer = grid["cells"][meta["row"] - 1][meta["col"] - 1]
-    return Rendered(prompt, answer, (render_grid(grid, meta["cell_blocks"]),), None)
+    return prompt, grid["cells"][meta["row"] - 1][meta["col"] - 1]
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
+    return Rendered(*_question(meta), (render_grid(meta["grid"], meta["cell_blocks"]),), None)
 
 
 SPEC = TaskSpec(
@@ -144,6 +147,7 @@ SPEC = TaskSpec(
     defaults={"rows": 6, "cols": 6, "cell_blocks": 2, "kinds": KINDS},
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: grid_vocabulary(tuple(options["kinds"])),
     validate=lambda options: validate_grid("grid", options),
     key_exclude=frozenset({"cell_blocks"}),

@@ -33,7 +33,7 @@ def _sample(rng: np.random.Generator, options: Options) -> Meta:
     }
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     grids = meta["grids"]
     rows, cols = len(grids[0]["cells"]), len(grids[0]["cells"][0])
     prompt = (
@@ -41,9 +41,12 @@ def _render(meta: Mapping[str, Any]) -> Rendered:
         f"In image {meta['image']}, what is in row {meta['row']}, column {meta['col']}? "
         "Answer with one word or number."
     )
-    answer = grids[meta["image"] - 1]["cells"][meta["row"] - 1][meta["col"] - 1]
-    images = tuple(render_grid(grid, meta["cell_blocks"]) for grid in grids)
-    return Rendered(prompt, answer, images, None)
+    return prompt, grids[meta["image"] - 1]["cells"][meta["row"] - 1][meta["col"] - 1]
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
+    images = tuple(render_grid(grid, meta["cell_blocks"]) for grid in meta["grids"])
+    return Rendered(*_question(meta), images, None)
 
 
 SPEC = TaskSpec(
@@ -51,6 +54,7 @@ SPEC = TaskSpec(
     defaults={"min_images": 8, "max_images": 12, "rows": 8, "cols": 8, "cell_blocks": 2, "kinds": KINDS},
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: grid_vocabulary(tuple(options["kinds"])),
     validate=_validate,
     key_exclude=frozenset({"cell_blocks"}),

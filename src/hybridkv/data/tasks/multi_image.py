@@ -46,17 +46,21 @@ def _sample(rng: np.random.Generator, options: Options) -> Meta:
     }
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     images = meta["images"]
     prompt = (
         f"You are given {len(images)} images. In image {meta['image']}, what colour is the {meta['shape']}? "
         "Answer with one word."
     )
     target = next(o for o in images[meta["image"] - 1]["objects"] if o["shape"] == meta["shape"])
+    return prompt, target["colour"]
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
     rendered = tuple(
-        render_scene(image["objects"], meta["image_blocks"], meta["slot_blocks"]) for image in images
+        render_scene(image["objects"], meta["image_blocks"], meta["slot_blocks"]) for image in meta["images"]
     )
-    return Rendered(prompt, target["colour"], rendered, None)
+    return Rendered(*_question(meta), rendered, None)
 
 
 SPEC = TaskSpec(
@@ -72,6 +76,7 @@ SPEC = TaskSpec(
     },
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: frozenset(COLOUR_NAMES),
     validate=_validate,
     key_exclude=frozenset({"image_blocks", "slot_blocks", "dx", "dy"}),

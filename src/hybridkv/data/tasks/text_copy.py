@@ -52,14 +52,19 @@ def _sample(rng: np.random.Generator, options: Options) -> Meta:
     return {"words": words, "item": int(rng.integers(n)) + 1, "distractor": distractor}
 
 
-def _render(meta: Mapping[str, Any]) -> Rendered:
+def _question(meta: Mapping[str, Any]) -> tuple[str, str]:
     listing = "\n".join(f"{i}. {word}" for i, word in enumerate(meta["words"], start=1))
     prompt = f"Here is a list:\n{listing}\nWhat is item {meta['item']} of the list? Answer with one word."
+    return prompt, meta["words"][meta["item"] - 1]
+
+
+def _render(meta: Mapping[str, Any]) -> Rendered:
+    prompt, answer = _question(meta)
     distractor = meta["distractor"]
     images = ()
     if distractor is not None:
         images = (render_scene(distractor["objects"], distractor["image_blocks"], distractor["slot_blocks"]),)
-    return Rendered(prompt, meta["words"][meta["item"] - 1], images, None)
+    return Rendered(prompt, answer, images, None)
 
 
 SPEC = TaskSpec(
@@ -67,6 +72,7 @@ SPEC = TaskSpec(
     defaults={"min_items": 4, "max_items": 10, "distractor_prob": 0.5, "image_blocks": 6, "slot_blocks": 2},
     sample=_sample,
     render=_render,
+    question=_question,
     vocabulary=lambda options: frozenset(WORDS),
     validate=_validate,
     key_exclude=frozenset({"distractor"}),

@@ -1,0 +1,122 @@
+"""Question-agnostic use: prefill and compress a context once, then ask it many questions.
+
+This is how a user chats about one image, and how kvpress's pipeline compresses: the cache is built
+(and compressed) before any question exists, so compression cannot lean on the question; a method that
+retrieves by the decoding query (HybridKV's dynamic heads, Quest) can still adapt to each question.
+
+Each :meth:`Session.ask` appends the question and its answer after the compressed context and removes
+them again afterwards (``Cache.crop``), so every question sees exactly the same compressed context.
+
+    from hybridkv import Session, get_method, load_model
+    loaded = load_model("embedded")
+    with Session(loaded, get_method("hybridkv", budget=0.1), context="", images=images) as chat:
+        print(chat.ask(" In image 3, what colour is the square?").text)
+        print(chat.ask(" In image 5, what colour is the square?").text)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+from .errors import CacheStateError, InputError
+from .generation import GenerationResult, generate_with_cache
+from .methods import Method
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of a session: its text, and what the cache held and how fast it decoded while answering."""
+
+    text: str
+    result: GenerationResult
+    question_tokens: int
+
+
+class Session:
+    """A compressed context that answers several questions (batch of one).
+
+    ``context`` is the text that comes before the question in the user turn (may be empty when the images
+    are the whole context). Use it as a context manager: the method's attention routing stays attached to
+    the model for the session's lifetime and is removed when it closes.
+    """
+
+    def __init__(
+        self, loaded: Any, method: Method, *, context: str = "", images: Sequence[Image.Image] | None = None
+    ) -> None:
+        if not context.strip() and not images:
+            raise InputError("a session needs a context: some text, some images, or both")
+        self.loaded = loaded
+        self.method = method
+        self.context = context
+        self.images = list(images or [])
+        self._stack: ExitStack | None = None
+        self.cache: Any = None
+        self.context_tokens = 0
+        self.prefill_s = float("nan")
+        self.questions_asked = 0
+
+    def __enter__(self) -> Session:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Prefill and compress the context (the one expensive step of a session)."""
+        if self._stack is not None:
+            raise CacheStateError("this session is already open; ask() it, or close() it first")
+        model = self.loaded.model
+        # Context inputs are the prefix of any question's inputs; a placeholder question renders them.
+        inputs, _ = self.loaded.build_split_inputs(self.context, " ?", self.images)
+        stack = ExitStack()
+        stack.enter_context(self.method(model))
+        try:
+            self.cache = self.method.make_cache(model, inputs)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                model(**inputs, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            if inputs["input_ids"].is_cuda:
+                torch.cuda.synchronize(inputs["input_ids"].device)
+            self.prefill_s = time.perf_counter() - t0
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        self.context_tokens = int(inputs["input_ids"].shape[1])
+
+    def ask(self, question: str, *, max_new_tokens: int = 32) -> Answer:
+        """Answer ``question`` against the compressed context, then forget the question and the answer.
+
+        ``question`` continues the context's text, so start it with a space or newline where one belongs.
+        """
+        if self._stack is None:
+            raise CacheStateError("the session is not open; use `with Session(...) as s:` or call open()")
+        _, full = self.loaded.build_split_inputs(self.context, question, self.images)
+        inputs = {k: v for k, v in full.items() if not k.startswith("pixel_values")}  # vision is cached
+        try:
+            result = generate_with_cache(self.loaded.model, inputs, self.cache, max_new_tokens=max_new_tokens)
+        finally:
+            extra = self.cache.get_seq_length() - self.context_tokens
+            if extra > 0:
+                self.cache.crop(-extra)
+        self.questions_asked += 1
+        return Answer(
+            text=self.loaded.decode(result.new_tokens[0]),
+            result=result,
+            question_tokens=int(full["input_ids"].shape[1]) - self.context_tokens,
+        )
+
+    def close(self) -> None:
+        """Detach the method from the model and drop the cache."""
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+        self.cache = None
