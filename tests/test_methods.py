@@ -27,18 +27,19 @@ def head_profile(loaded, visual_mass=None) -> HeadProfile:
     """A profile of ``loaded`` (its real fingerprint) with made-up arrays; ``visual_mass`` [layers, kv] if given."""
     layers, kv = 4, 2
     zeros = torch.zeros(layers, kv)
+    static_rate = (torch.arange(layers * kv).reshape(layers, kv) % 2).float()  # every other head static
     if visual_mass is None:
         visual_mass = torch.rand(layers, kv, generator=torch.Generator().manual_seed(0))
     return HeadProfile(
         fingerprint=model_fingerprint(loaded.model), score_name="topk_mass", theta=0.9, score_mean=zeros,
-        score_var=zeros, static_rate=zeros, flip_rate=zeros, topk_overlap=zeros, calib={"source": "test"},
+        score_var=zeros, static_rate=static_rate, flip_rate=zeros, topk_overlap=zeros, calib={"source": "test"},
         library_version="test", visual_mass=visual_mass,
     )
 
 
 def method_for(loaded, name, **options):
-    """``get_method`` with what a method cannot run without (sparsemm: a profile of the model)."""
-    if name == "sparsemm" and "profile" not in options:
+    """``get_method`` with what a method cannot run without (sparsemm, hybridkv-profile: a profile of the model)."""
+    if METHODS[name].needs_profile and "profile" not in options:
         options["profile"] = head_profile(loaded)
     return get_method(name, **options)
 

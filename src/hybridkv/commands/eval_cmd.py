@@ -56,6 +56,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="'aware' (default): the question is in the prompt when the cache is compressed; 'agnostic': the "
         "images and context are compressed first and the question is asked afterwards",
     )
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="head profile file from `hybridkv profile` (needed by sparsemm and hybridkv-profile)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
     return p
@@ -84,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
         setting=args.setting,
+        profile=args.profile,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -65,6 +66,9 @@ class EvalConfig:
     max_new_tokens: int | None = None
     setting: str = "aware"
     method_options: Mapping[str, Any] = field(default_factory=dict)
+    profile: str | None = None
+    """A head profile file (``hybridkv profile``) given to every compressing method; sparsemm and
+    hybridkv-profile need one."""
 
     def __post_init__(self) -> None:
         from .tasks import eval_tasks, get_task
@@ -85,6 +89,8 @@ class EvalConfig:
             raise ConfigError(f"setting {self.setting!r} is not supported; choose one of: {', '.join(SETTINGS)}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError("model must be a non-empty name, e.g. " + DEFAULT_MODEL)
+        if self.profile is not None and not Path(self.profile).is_file():
+            raise ConfigError(f"profile {self.profile} does not exist; write one with `hybridkv profile --out FILE`")
         self.build_methods()  # every method option and budget is checked here, not after the model loads
 
     def runs(self) -> tuple[RunSpec, ...]:
@@ -101,9 +107,14 @@ class EvalConfig:
         """A configured :class:`hybridkv.methods.Method` per run cell."""
         from ..methods import get_method
 
+        shared = dict(self.method_options)
+        if self.profile is not None:
+            from ..profile import load_profile
+
+            shared["profile"] = load_profile(self.profile)
         built = {}
         for spec in self.runs():
-            options = {} if spec.budget is None else {**self.method_options, "budget": spec.budget}
+            options = {} if spec.budget is None else {**shared, "budget": spec.budget}
             try:
                 built[spec] = get_method(spec.method, **options)
             except TypeError as exc:  # an option the method's config does not have
@@ -123,6 +134,7 @@ class EvalConfig:
             "max_new_tokens": self.max_new_tokens,
             "setting": self.setting,
             "method_options": dict(self.method_options),
+            "profile": self.profile,
         }
 
     @classmethod

@@ -12,6 +12,7 @@ from .fastv import FastV
 from .full import FullCache
 from .h2o import H2O
 from .hybridkv import HybridKV, RetrievalOnly, TextPriorOnly
+from .hybridkv_profile import HybridKVProfile
 from .look_m import LookM
 from .madakv import MadaKV
 from .pyramidkv import PyramidKV
@@ -23,7 +24,7 @@ from .streaming import StreamingLLM
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
-        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform,
+        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform, HybridKVProfile,
         StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest, H2O, FastV, LookM, MadaKV, SparseMM,
     )
 }
@@ -38,7 +39,8 @@ def get_method(name: str, **options: Any) -> Method:
 
 
 __all__ = [
-    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVUniform", "LookM",
+    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVProfile",
+    "HybridKVUniform", "LookM",
     "MadaKV", "Method", "PyramidKV", "Quest", "RetrievalOnly", "SnapKV", "SparseMM", "StreamingLLM",
     "TextPriorOnly", "get_method",
 ]

@@ -25,6 +25,8 @@ class Method:
     """
 
     name: ClassVar[str] = "method"
+    needs_profile: ClassVar[bool] = False
+    """True for methods that cannot run without a head profile (``profile=`` / ``--profile``)."""
 
     def make_cache(self, model: PreTrainedModel, inputs: Mapping[str, torch.Tensor] | None = None) -> Cache:
         raise NotImplementedError

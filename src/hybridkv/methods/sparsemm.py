@@ -35,5 +35,6 @@ class SparseMM(HybridKV):
     that names the fix.
     """
 
+    needs_profile: ClassVar[bool] = True
     name: ClassVar[str] = "sparsemm"
     defaults: ClassVar[dict[str, Any]] = {"head_types": "static", "selector": "attention", "allocator": "profile"}
