@@ -12,9 +12,11 @@ from hybridkv.budget import (
     allocate_layer,
     dynamic_layout,
     fastv_layer_budgets,
+    input_adaptive_factor,
     modality_allocation,
     modality_quotas,
     profile_head_budgets,
+    profile_layer_scales,
     prompt_tokens_budget,
     proportional_split,
     pyramid_scale,
@@ -315,3 +317,33 @@ def test_modality_allocation_carries_what_a_head_cannot_use():
         [55, 55], 0, [1.0, 0.0], n_text=40, n_visual=5, protected=10, prompt_len=55, future_capacity=0
     )
     assert text == [40, 40] and visual == [5, 5] and out == 0
+
+
+# --- model -> layer level (layer_level) ----------------------------------------------------------
+
+
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=48))
+def test_profile_layer_scales_keep_the_budget_on_average_and_favour_spread_layers(concentration):
+    scales = profile_layer_scales(concentration)
+    assert len(scales) == len(concentration)
+    assert abs(sum(scales) / len(scales) - 1.0) < 1e-9
+    assert all(s > 0 for s in scales)
+    by_concentration = sorted(zip(concentration, scales, strict=True))
+    shares = [share for _, share in by_concentration]
+    assert all(a >= b - 1e-12 for a, b in zip(shares, shares[1:], strict=False))  # more spread, larger share
+
+
+def test_profile_layer_scales_at_tiny_and_degenerate_inputs():
+    assert profile_layer_scales([]) == []
+    assert profile_layer_scales([0.3]) == [1.0]
+    assert profile_layer_scales([1.0, 1.0]) == [1.0, 1.0]  # all fully concentrated: nothing to prefer
+    lifted = profile_layer_scales([1.0, 0.0])  # the concentrated layer is lifted to the floor, not starved
+    assert lifted[0] > 0 and lifted[1] > lifted[0]
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_input_adaptive_factor_only_ever_shrinks_and_is_bounded(concentration, reference):
+    factor = input_adaptive_factor(concentration, reference)
+    assert 0.5 <= factor <= 1.0
+    if concentration <= reference:
+        assert factor == 1.0  # an input at least as spread as calibration keeps the layer's whole share

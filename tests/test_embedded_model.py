@@ -83,3 +83,12 @@ def test_shipped_model_answers_held_out_items_with_the_full_cache(task):
     images = [*item.images, *(item.video or ())]
     prediction = generation_record(loaded, item.prompt, images, get_method("full"), max_new_tokens=4)["text"]
     assert score(prediction, item.answer), (item.prompt, prediction, item.answer)
+
+
+def test_demo_runs_on_suite_items_and_prints_expected_answers(capsys):
+    from hybridkv.cli import main
+
+    assert main(["demo", "--fast", "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    for label in ("grid", "multi-image", "long prompt", "expected", "hybridkv", "full", "hybridkv eval"):
+        assert label in out, label

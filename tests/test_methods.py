@@ -343,3 +343,23 @@ def test_h2o_keeps_the_heavy_hitter_the_window_misses():
     accumulated = accumulated_attention(query, key, valid, scaling=1.0)
     keep = keep_by_priority(accumulated, valid, torch.tensor([[11]]), sinks=2, window=8)[0, 0]
     assert bool(keep[6])
+
+
+# ----------------------------------------------------------------------------- layer level (hybridkv-adaptive)
+
+
+def test_layer_levels_need_a_profile_and_adaptive_never_keeps_more(tiny):
+    with pytest.raises(ConfigError, match="hybridkv profile"):
+        get_method("hybridkv-adaptive")
+    loaded = tiny("qwen2_5_vl")
+    inputs = loaded.build_inputs("Describe what you see.", [synthetic_image(672, 672, seed=4)])
+    calibrated = head_profile(loaded)
+    calibrated.score_mean = torch.full_like(calibrated.score_mean, 0.0)  # calibration spread widely
+    profiled = get_method("hybridkv", budget=0.2, layer_level="profile", profile=calibrated)
+    adaptive = get_method("hybridkv", budget=0.2, layer_level="adaptive", profile=calibrated)
+    _, by_profile = greedy(loaded, inputs, profiled)
+    _, by_input = greedy(loaded, inputs, adaptive)
+    kept = [sum(map(sum, layer.budget)) for layer in by_profile.stats().heads]
+    kept_adaptive = [sum(map(sum, layer.budget)) for layer in by_input.stats().heads]
+    assert all(a <= p for a, p in zip(kept_adaptive, kept, strict=True))
+    assert by_input.stats().hot_bytes <= by_profile.stats().hot_bytes

@@ -8,6 +8,7 @@ the prompt itself.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +236,33 @@ def pyramid_scale(layer_idx: int, num_layers: int, beta: float = 20.0) -> float:
     return first - (first - last) * layer_idx / (num_layers - 1)
 
 
+def profile_layer_scales(layer_concentration: Sequence[float], *, floor: float = 0.25) -> list[float]:
+    """Layer shares of the model's budget from each layer's mean head concentration in a profile.
+
+    A layer whose heads concentrate on few tokens (concentration near 1) needs fewer tokens than one whose
+    attention is spread, so its weight is ``1 - concentration``, lifted to ``floor`` times the mean weight so
+    that no layer starves; the scales average to exactly 1 over the layers (the budget is kept on average).
+    """
+    if not layer_concentration:
+        return []
+    weights = [min(1.0, max(0.0, 1.0 - float(c))) for c in layer_concentration]
+    mean = sum(weights) / len(weights)
+    if mean <= 0.0:
+        return [1.0] * len(weights)
+    lifted = [max(w, floor * mean) for w in weights]
+    total = sum(lifted)
+    return [len(lifted) * w / total for w in lifted]
+
+
+def input_adaptive_factor(concentration: float, reference: float, *, low: float = 0.5) -> float:
+    """How much of a layer's share one prompt gets: 1 when its attention is at least as spread as in
+    calibration, down to ``low`` as it concentrates more (spread ratio ``(1 - c) / (1 - c_ref)``)."""
+    spread, ref_spread = 1.0 - float(concentration), 1.0 - float(reference)
+    if ref_spread <= 0.0:
+        return 1.0
+    return min(1.0, max(low, spread / ref_spread))
+
+
 def allocate_layer(
     name: str,
     budget: float | int,
@@ -247,22 +275,23 @@ def allocate_layer(
     window: int,
     chunk_size: int,
     r: float,
-    layer_scale: float = 1.0,
+    layer_scale: float | Sequence[float] = 1.0,
     importance: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-head budgets [B, H_kv] for one layer: each row's total is its per-head budget times H_kv.
 
-    ``layer_scale`` multiplies the per-head budget of this layer (a layer schedule such as
-    ``pyramid_scale``) before the floor and the prompt length clamp it. A budget that covers the
+    ``layer_scale`` multiplies the per-head budget of this layer (a layer schedule such as ``pyramid_scale``;
+    one value, or one per row) before the floor and the prompt length clamp it. A budget that covers the
     whole prompt is never scaled: budget 1.0 means no compression under every allocator.
     ``importance`` [B, H_kv, L'] (each row's real tokens first) feeds the ``adaptive`` allocator.
     """
     fn = ALLOCATORS[name]
     rows = []
     n_heads = static.shape[1]
+    scales = [float(layer_scale)] * len(lengths) if isinstance(layer_scale, (int, float)) else list(layer_scale)
     for b, length in enumerate(lengths):
         raw = budget * length if isinstance(budget, float) else float(budget)
-        scaled = max(1, math.ceil(raw * layer_scale - 1e-9)) if raw < length else length
+        scaled = max(1, math.ceil(raw * scales[b] - 1e-9)) if raw < length else length
         total = n_heads * prompt_tokens_budget(scaled, length, floor=floor)
         row_importance = None if importance is None else importance[b]
         rows.append(

@@ -52,6 +52,8 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                    help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive), "
                         "full early layers (fastv), by profiled visual attention (profile), by modality (modality)")
     p.add_argument("--fastv-layer", type=int, default=None, help="fastv: K, the first layer whose cache is pruned")
+    p.add_argument("--layer-level", choices=["none", "profile", "adaptive"], default=None,
+                   help="a model -> layer split above the allocator, from --profile (adaptive: per input, a ceiling)")
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
@@ -66,7 +68,7 @@ def _method_from_args(args: argparse.Namespace):
     options: dict[str, Any] = {"budget": parse_budget(args.budget)}
     names = (
         "theta", "score", "head_types", "classify", "rule", "dynamic_share", "margin", "allocator", "r",
-        "chunk_size", "window", "sinks", "cold_tier", "cold_dir", "fastv_layer",
+        "chunk_size", "window", "sinks", "cold_tier", "cold_dir", "fastv_layer", "layer_level",
     )
     for name in names:
         value = getattr(args, name)

@@ -66,6 +66,12 @@ class HybridKVConfig:
     ``profile`` (every KV head of the model a share of the model's budget in proportion to the profile's
     visual attention, above a ``uniform_share`` floor; needs ``profile``), or ``modality`` (MadaKV: each head's
     share split between text and visual tokens by its attention, unused budget carried to later layers)."""
+    layer_level: str = "none"
+    """A model -> layer level above the allocator (ours, beyond the paper; needs ``profile``): ``none``, ``profile``
+    (each layer's share of the model's budget grows with how spread its heads' attention was over the profile's
+    calibration set, averaging to the budget), or ``adaptive`` (``profile``, and each layer's share shrinks further
+    for a prompt whose attention at that layer is more concentrated than in calibration: simple inputs are
+    compressed harder; the budget is then a ceiling, and the bytes actually kept are what is reported)."""
     r: float = 1.0
     """Type-level balance of ``hybridkv`` allocation: a dynamic head weighs ``r`` static heads."""
     selector: str = "text_prior"
@@ -114,6 +120,24 @@ class HybridKVConfig:
             raise ConfigError(f"unknown selector {self.selector!r}; choose one of {sorted(SELECTORS)}")
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"unknown allocator {self.allocator!r}; choose one of {sorted(ALLOCATORS)}")
+        if self.layer_level not in ("none", "profile", "adaptive"):
+            raise ConfigError(f"layer_level must be none, profile or adaptive, got {self.layer_level!r}")
+        if self.layer_level != "none":
+            if self.profile is None:
+                raise ConfigError(
+                    f"layer_level={self.layer_level!r} needs a head profile: run `hybridkv profile --model M --out "
+                    "profile.json`, then pass --profile profile.json (Python: profile=load_profile('profile.json'))"
+                )
+            if self.profile.score_name != self.score:
+                raise ConfigError(
+                    f"the profile measured score {self.profile.score_name!r} but the cache uses {self.score!r}; "
+                    f"pass --score {self.profile.score_name} or re-profile"
+                )
+            if self.allocator in ("fastv", "profile", "modality"):
+                raise ConfigError(
+                    f"layer_level={self.layer_level!r} scales a per-layer allocator; allocator {self.allocator!r} "
+                    "sets the whole model's budgets itself (use hybridkv, uniform, pyramid or adaptive)"
+                )
         if not (self.r > 0):
             raise ConfigError(f"r must be > 0 (weight of a dynamic head against a static one), got {self.r}")
         if self.head_types not in ("online", "static", "dynamic"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import generate_items, score
-from .defaults import DEFAULT_MODEL
+from .defaults import DEFAULT_MODEL, EMBEDDED_DIR, EMBEDDED_MODEL
 from .generation import generation_record
 from .methods import get_method
 from .models import load_model
@@ -50,7 +50,14 @@ def run_demo(
     *, model: str = DEFAULT_MODEL, budget: float | int = 0.1, max_new_tokens: int = 8, fast: bool = False
 ) -> int:
     console = make_console()
-    loaded = load_model(model)
+    if model == EMBEDDED_MODEL and not (EMBEDDED_DIR / "config.json").is_file():
+        from .embedded import build_untrained
+
+        console.print(f"[yellow]No trained weights in {EMBEDDED_DIR}: running the embedded architecture untrained "
+                      "(answers are noise; bytes and timings are real).[/yellow]")
+        loaded = build_untrained()
+    else:
+        loaded = load_model(model)
     methods = [get_method("full"), get_method("hybridkv", budget=budget)]
     items = demo_items(fast)
     rows = []

@@ -26,8 +26,10 @@ from ..budget import (
     allocate_layer,
     dynamic_layout,
     fastv_layer_budgets,
+    input_adaptive_factor,
     modality_allocation,
     profile_head_budgets,
+    profile_layer_scales,
     prompt_tokens_budget,
     pyramid_scale,
 )
@@ -272,6 +274,7 @@ class HybridLayer(CacheLayerMixin):
                     rows.append(table[self.layer_idx])
             return torch.tensor(rows, dtype=torch.long, device=device), None
         scale = pyramid_scale(self.layer_idx, self.ctx.num_layers) if cfg.allocator == "pyramid" else 1.0
+        scale = self._layer_level_scales(scale, scores)
         real_first = None
         if cfg.allocator == "adaptive":  # each row's real tokens first, as the allocator expects
             order = torch.argsort((~key_valid).to(torch.int8), dim=-1, stable=True)
@@ -284,6 +287,18 @@ class HybridLayer(CacheLayerMixin):
         if cfg.allocator != "modality":
             return budgets.to(device), None
         return self._modality_split(budgets, lengths, key_valid, types, window_probs)
+
+    def _layer_level_scales(self, scale: float, scores: torch.Tensor) -> float | list[float]:
+        """The model -> layer level (``layer_level``): this layer's share from the profile, per input if adaptive."""
+        cfg = self.ctx.config
+        if cfg.layer_level == "none":
+            return scale
+        per_layer = cfg.profile.score_mean.float().mean(dim=1).tolist()  # mean head concentration per layer
+        scale *= profile_layer_scales(per_layer)[self.layer_idx]
+        if cfg.layer_level == "profile":
+            return scale
+        reference = per_layer[self.layer_idx]
+        return [scale * input_adaptive_factor(c, reference) for c in scores.float().mean(dim=1).tolist()]
 
     def _modality_split(
         self,

@@ -12,9 +12,9 @@ from .fastv import FastV
 from .full import FullCache
 from .h2o import H2O
 from .hybridkv import HybridKV, RetrievalOnly, TextPriorOnly
-from .hybridkv_profile import HybridKVProfile
 from .look_m import LookM
 from .madakv import MadaKV
+from .profiled import HybridKVAdaptive, HybridKVProfile
 from .pyramidkv import PyramidKV
 from .quest import Quest
 from .snapkv import SnapKV
@@ -25,7 +25,7 @@ METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
         FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform, HybridKVProfile,
-        StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest, H2O, FastV, LookM, MadaKV, SparseMM,
+        HybridKVAdaptive, StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest, H2O, FastV, LookM, MadaKV, SparseMM,
     )
 }
 
@@ -39,8 +39,7 @@ def get_method(name: str, **options: Any) -> Method:
 
 
 __all__ = [
-    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVNoHeadAlloc", "HybridKVProfile",
-    "HybridKVUniform", "LookM",
-    "MadaKV", "Method", "PyramidKV", "Quest", "RetrievalOnly", "SnapKV", "SparseMM", "StreamingLLM",
-    "TextPriorOnly", "get_method",
+    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVAdaptive", "HybridKVNoHeadAlloc",
+    "HybridKVProfile", "HybridKVUniform", "LookM", "MadaKV", "Method", "PyramidKV", "Quest", "RetrievalOnly",
+    "SnapKV", "SparseMM", "StreamingLLM", "TextPriorOnly", "get_method",
 ]

@@ -1,4 +1,4 @@
-"""HybridKV with offline head types: the profile decides which heads are static, not the input."""
+"""HybridKV variants driven by a head profile: offline head types, and a layer level with input-adaptive shares."""
 
 from __future__ import annotations
 
@@ -20,3 +20,17 @@ class HybridKVProfile(HybridKV):
     name: ClassVar[str] = "hybridkv-profile"
     needs_profile: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {"classify": "profile"}
+
+
+@dataclass(init=False)
+class HybridKVAdaptive(HybridKV):
+    """HybridKV with a model -> layer level on top and input-adaptive layer shares (ours, beyond the paper).
+
+    Each layer's share of the budget comes from the profile (layers whose heads spread their attention get
+    more), and shrinks for a prompt that is simpler (more concentrated) at that layer than the calibration
+    set was: the budget becomes a ceiling. Needs ``profile=load_profile(...)`` / ``--profile FILE``.
+    """
+
+    name: ClassVar[str] = "hybridkv-adaptive"
+    needs_profile: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {"layer_level": "adaptive"}
