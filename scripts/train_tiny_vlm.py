@@ -87,6 +87,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         help=f"extra questions per item about the same images, as later turns (default {DEFAULTS.follow_ups})",
     )
+    run.add_argument(
+        "--visual-mean-penalty",
+        type=float,
+        help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
+    )
     obs = p.add_argument_group("execution (free to change between resumes)")
     obs.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     obs.add_argument("--device", default="cpu", help="torch device to train on (default cpu; e.g. cuda)")
@@ -111,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "seed": args.seed,
         "max_tokens": args.max_tokens,
         "follow_ups": args.follow_ups,
+        "visual_mean_penalty": args.visual_mean_penalty,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

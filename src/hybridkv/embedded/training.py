@@ -53,9 +53,13 @@ class TrainSettings:
     max_tokens: int = 512
     tasks: tuple[str, ...] | None = None
     follow_ups: int = 3
+    visual_mean_penalty: float = 0.1
+    """Weight of a penalty on the mean visual token (see :func:`train_step_loss`); 0 turns it off."""
     """Extra questions about each item's images, asked as later turns (see ``hybridkv.embedded.questions``)."""
 
     def __post_init__(self) -> None:
+        if self.visual_mean_penalty < 0:
+            raise ConfigError(f"visual_mean_penalty={self.visual_mean_penalty} must be non-negative")
         if self.follow_ups < 0:
             raise ConfigError(f"follow_ups={self.follow_ups} must be non-negative")
         for name in ("steps", "batch_size", "max_tokens"):
@@ -217,7 +221,7 @@ def _train_step(
     for slot, (name, item) in enumerate(drawn):
         extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
         examples.append(encode(loaded, item, label=name, follow_ups=extra))
-    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens)
+    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens, settings.visual_mean_penalty)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -237,22 +241,51 @@ def follow_up_rng(settings: TrainSettings, step: int, slot: int) -> np.random.Ge
 
 
 def train_step_loss(
-    loaded: LoadedModel, examples: Sequence[Example], max_tokens: int
+    loaded: LoadedModel, examples: Sequence[Example], max_tokens: int, visual_mean_penalty: float = 0.0
 ) -> tuple[float, dict[str, float]]:
-    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per example label."""
+    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per example label.
+
+    ``visual_mean_penalty`` adds that weight times the mean square of the mean visual token (the patch
+    merger's output averaged over a micro-batch's visual tokens). Trained from scratch, the merger otherwise
+    grows a common component two orders of magnitude larger than what distinguishes one token from
+    another; after the language model's RMSNorm every visual token then looks alike and no question can
+    pick out the right one. The penalty removes only the common part; what differs between tokens is free.
+    """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     step_loss = 0.0
-    for group in micro_batches(examples, max_tokens):
-        token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
-        (token_loss.sum() / total_tokens).backward()
-        values = token_loss.detach().cpu()
-        step_loss += float(values.sum()) / total_tokens
-        for row, value in zip(rows.tolist(), values.tolist(), strict=True):
-            acc = per_label[group[row].label]
-            acc[0] += value
-            acc[1] += 1
+    merged: list[torch.Tensor] = []
+    merger = loaded.model.model.visual.merger
+    handle = merger.register_forward_hook(lambda module, args, out: merged.append(out))
+    try:
+        for group in micro_batches(examples, max_tokens):
+            merged.clear()
+            token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
+            loss = token_loss.sum() / total_tokens
+            if visual_mean_penalty and merged:
+                common = torch.cat(merged).mean(dim=0)
+                loss = loss + visual_mean_penalty * common.pow(2).mean() * len(group) / len(examples)
+            loss.backward()
+            step_loss += _accumulate(per_label, group, token_loss, rows, total_tokens)
+    finally:
+        handle.remove()
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
+
+
+def _accumulate(
+    per_label: dict[str, list[float]],
+    group: Sequence[Example],
+    token_loss: torch.Tensor,
+    rows: torch.Tensor,
+    total: int,
+) -> float:
+    """Add a micro-batch's token losses to the per-label sums; return its share of the step's mean loss."""
+    values = token_loss.detach().cpu()
+    for row, value in zip(rows.tolist(), values.tolist(), strict=True):
+        acc = per_label[group[row].label]
+        acc[0] += value
+        acc[1] += 1
+    return float(values.sum()) / total
 
 
 def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
