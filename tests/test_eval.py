@@ -114,6 +114,12 @@ def test_agnostic_setting_compresses_before_the_question_and_full_cache_agrees(r
     assert len(compressed) == 2 * N_ITEMS and all(r["kv_hot_bytes"] < r["full_kv_bytes"] for r in compressed)
 
 
+def test_markdown_table_has_one_row_per_cell(run_dir):
+    table = (run_dir / "table.md").read_text().splitlines()
+    assert table[0].startswith("| method | budget | attribute | text_copy | mean |")
+    assert len(table) == 2 + len(CELLS) and table[2].startswith("| full | - |")
+
+
 def test_both_plots_are_written_atomically(run_dir):
     for name in (BUDGET_PLOT, BYTES_PLOT):
         data = (run_dir / name).read_bytes()

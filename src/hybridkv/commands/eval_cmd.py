@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..eval.config import DEFAULT_BUDGETS, DEFAULT_LIMIT, DEFAULT_METHODS, DEFAULT_MODEL, DEFAULT_SPLIT
 
 ALL_TASKS = "all"
+TABLE_FILE = "table.md"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -108,15 +109,19 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..eval.plots import write_plots
-    from ..eval.report import print_summary
+    from ..eval.report import print_summary, summary_markdown
     from ..eval.results import write_results
     from ..eval.runner import evaluate
+    from ..io import atomic_write
 
     results = evaluate(config, progress=not args.no_progress)
     results_path = write_results(results, out)
     subtitle = f"{results.metadata['model']['name']}, {results.metadata['items']} {config.split} items"
     plots = write_plots(results.summary, out, title=subtitle)
     print_summary(results)
-    wrote = ", ".join(str(p) for p in (results_path, *plots.values()))
+    table_path = out / TABLE_FILE
+    markdown = summary_markdown(results.summary, config.tasks).encode()
+    atomic_write(table_path, lambda handle: handle.write(markdown))
+    wrote = ", ".join(str(p) for p in (results_path, table_path, *plots.values()))
     Console().print(f"{len(results.records)} answers in {results.metadata['elapsed_s']:.1f} s; wrote {wrote}")
     return 0

@@ -21,17 +21,12 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def summary_table(
-    rows: Sequence[SummaryRow],
-    tasks: Sequence[str],
-    *,
-    title: str | None = None,
-    parts: Sequence[str] = (ACCURACY, COST),
-) -> Table:
-    """Rows method x budget; columns: accuracy (%) per task and their mean, hot KV, hot / full, decode ms/token.
+def summary_columns(
+    rows: Sequence[SummaryRow], tasks: Sequence[str], parts: Sequence[str] = (ACCURACY, COST)
+) -> list[tuple[str, list[str]]]:
+    """(header, cells) per column: accuracy (%) per task and their mean, hot KV, hot / full, decode ms/token.
 
-    ``parts`` selects the accuracy columns, the cost columns or both (the mean is in either). Values are
-    never cut: each column is at least as wide as its widest value; only headers fold on a narrow console.
+    ``parts`` selects the accuracy columns, the cost columns or both (the mean is in either).
     """
     columns: list[tuple[str, list[str]]] = [
         ("method", [r.method for r in rows]),
@@ -46,6 +41,30 @@ def summary_table(
             ("hot / full", ["-" if r.hot_ratio is None else f"{r.hot_ratio:.3f}" for r in rows]),
             ("decode ms/tok", ["-" if r.decode_ms_per_token is None else f"{r.decode_ms_per_token:.1f}" for r in rows]),
         ]
+    return columns
+
+
+def summary_markdown(rows: Sequence[SummaryRow], tasks: Sequence[str]) -> str:
+    """The same table as the terminal's, as GitHub markdown (for docs and reports)."""
+    columns = summary_columns(rows, tasks)
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in zip(*(values for _, values in columns), strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(
+    rows: Sequence[SummaryRow],
+    tasks: Sequence[str],
+    *,
+    title: str | None = None,
+    parts: Sequence[str] = (ACCURACY, COST),
+) -> Table:
+    """Rows method x budget, the columns of :func:`summary_columns`.
+
+    Values are never cut: each column is at least as wide as its widest value; only headers fold on a
+    narrow console.
+    """
+    columns = summary_columns(rows, tasks, parts)
     table = Table(title=title)
     for header, values in columns:
         table.add_column(
