@@ -6,7 +6,8 @@ import torch
 from transformers.cache_utils import Cache
 
 from ..config import HybridKVConfig
-from .layer import CacheContext, HybridLayer
+from .context import CacheContext
+from .layer import HybridLayer
 from .stats import CacheStats, StatsRecorder, storage_bytes
 from .tiers import make_tier
 

@@ -15,30 +15,19 @@ their middle in the chunk store (cold bodies, resident bounds and slots).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 import torch
 from transformers.cache_utils import CacheLayerMixin
 
-from ..budget import (
-    allocate_layer,
-    dynamic_layout,
-    fastv_layer_budgets,
-    input_adaptive_factor,
-    modality_allocation,
-    profile_head_budgets,
-    profile_layer_scales,
-    prompt_tokens_budget,
-    pyramid_scale,
-)
+from ..budget import dynamic_layout
 from ..classify import classify_static, head_scores
-from ..config import HybridKVConfig
 from ..errors import CacheStateError, InputError
 from ..kernels import merge_partials, segment_attention, tail_attention
 from ..token_types import TokenType
+from .allocation import fastv_ranking, layer_budgets
 from .chunk_store import ChunkStore, slot_counts
+from .context import CacheContext
 from .hot_store import HotStore
 from .prefill import (
     SELECTORS,
@@ -48,33 +37,16 @@ from .prefill import (
     keep_by_priority,
     key_validity,
     merge_evicted,
-    modality_preference,
     pooled_importance,
     protected_positions,
 )
-from .stats import LayerHeads, StatsRecorder, storage_bytes
-from .tiers import DiskTier, HostTier
+from .stats import LayerHeads, storage_bytes
 
 
 class Phase(Enum):
     EMPTY = "empty"
     PREFILLED = "prefilled"
     COMPRESSED = "compressed"
-
-
-@dataclass
-class CacheContext:
-    """What every layer of one cache shares: the config, the prompt's token types, tier and counters."""
-
-    config: HybridKVConfig
-    token_types: torch.Tensor | None
-    tier: HostTier | DiskTier
-    recorder: StatsRecorder
-    num_layers: int = 1
-    step: int = 0
-    prefill: dict[str, Any] = field(default_factory=dict)
-    """What one prefill hands from layer to layer (FastV's ranking, MadaKV's carried budget); layer 0
-    starts it afresh and the last layer clears it, so nothing of it outlives the prefill."""
 
 
 _NOT_ATTACHED = (
@@ -216,8 +188,10 @@ class HybridLayer(CacheLayerMixin):
             token_probs = accumulated_attention(query, key, key_valid, scaling=scaling)
         importance = pooled_importance(token_probs, cfg.pooling_kernel)
         if cfg.selector == "fastv":
-            importance = self._fastv_ranking(importance)
-        budgets, split = self._allocate(static, scores, lengths, importance, key_valid, types, win.probs)
+            importance = fastv_ranking(self.ctx, self.layer_idx, importance)
+        budgets, split = layer_budgets(
+            self.ctx, self.layer_idx, static, scores, lengths, importance, key_valid, types, win.probs
+        )
 
         # static heads: their selector's choice; dynamic heads: sinks (+ window, below) stay resident
         priority = SELECTORS[cfg.selector](importance, types, key_valid)
@@ -244,110 +218,6 @@ class HybridLayer(CacheLayerMixin):
         self._awaiting_attention = False
         if self.layer_idx == self.ctx.num_layers - 1:
             self.ctx.prefill.clear()
-
-    def _allocate(
-        self,
-        static: torch.Tensor,
-        scores: torch.Tensor,
-        lengths: list[int],
-        importance: torch.Tensor,
-        key_valid: torch.Tensor,
-        types: torch.Tensor,
-        window_probs: torch.Tensor,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Per-head budgets [B, H_kv] of this layer, and for ``modality`` the (text, visual) tokens per head."""
-        cfg = self.ctx.config
-        floor = cfg.sinks + cfg.window
-        b, hkv = static.shape
-        device = importance.device
-        if cfg.allocator in ("fastv", "profile"):  # budgets set for the whole model, read at this layer
-            rows = []
-            for n in lengths:
-                per_head = prompt_tokens_budget(cfg.budget, n, floor=floor)
-                if cfg.allocator == "fastv":
-                    layers = fastv_layer_budgets(per_head, n, self.ctx.num_layers, cfg.fastv_layer, floor=floor)
-                    rows.append([layers[self.layer_idx]] * hkv)
-                else:
-                    table = profile_head_budgets(
-                        per_head, n, cfg.profile.visual_mass.tolist(), floor=floor, uniform_share=cfg.uniform_share
-                    )
-                    rows.append(table[self.layer_idx])
-            return torch.tensor(rows, dtype=torch.long, device=device), None
-        scale = pyramid_scale(self.layer_idx, self.ctx.num_layers) if cfg.allocator == "pyramid" else 1.0
-        scale = self._layer_level_scales(scale, scores)
-        real_first = None
-        if cfg.allocator == "adaptive":  # each row's real tokens first, as the allocator expects
-            order = torch.argsort((~key_valid).to(torch.int8), dim=-1, stable=True)
-            real_first = importance.gather(-1, order[:, None, :].expand_as(importance)).cpu()
-        budgets = allocate_layer(
-            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=floor,
-            sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r, layer_scale=scale,
-            importance=real_first,
-        )
-        if cfg.allocator != "modality":
-            return budgets.to(device), None
-        return self._modality_split(budgets, lengths, key_valid, types, window_probs)
-
-    def _layer_level_scales(self, scale: float, scores: torch.Tensor) -> float | list[float]:
-        """The model -> layer level (``layer_level``): this layer's share from the profile, per input if adaptive."""
-        cfg = self.ctx.config
-        if cfg.layer_level == "none":
-            return scale
-        per_layer = cfg.profile.score_mean.float().mean(dim=1).tolist()  # mean head concentration per layer
-        scale *= profile_layer_scales(per_layer)[self.layer_idx]
-        if cfg.layer_level == "profile":
-            return scale
-        reference = per_layer[self.layer_idx]
-        return [scale * input_adaptive_factor(c, reference) for c in scores.float().mean(dim=1).tolist()]
-
-    def _modality_split(
-        self,
-        base: torch.Tensor,
-        lengths: list[int],
-        key_valid: torch.Tensor,
-        types: torch.Tensor,
-        window_probs: torch.Tensor,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """MadaKV: each head's spare split by its modality preference; what it cannot use is carried on."""
-        cfg = self.ctx.config
-        prot = protected_positions(key_valid, sinks=cfg.sinks, window=cfg.window)
-        candidates = key_valid & ~prot
-        is_text = types == TokenType.TEXT
-        n_text = (candidates & is_text).sum(-1).tolist()
-        n_visual = (candidates & ~is_text).sum(-1).tolist()
-        n_prot = prot.sum(-1).tolist()
-        share = modality_preference(window_probs, types, candidates).tolist()
-        carry = self.ctx.prefill.setdefault("modality_carry", [0] * base.shape[0])
-        later = self.ctx.num_layers - 1 - self.layer_idx  # later layers start from the same (uniform) base
-        text_rows, visual_rows = [], []
-        for row, n in enumerate(lengths):
-            row_base = base[row].tolist()
-            text, visual, carry[row] = modality_allocation(
-                row_base, carry[row], share[row], n_text=n_text[row], n_visual=n_visual[row],
-                protected=n_prot[row], prompt_len=n, future_capacity=later * sum(max(n - x, 0) for x in row_base),
-            )
-            text_rows.append(text)
-            visual_rows.append(visual)
-        device = key_valid.device
-        text_t = torch.tensor(text_rows, dtype=torch.long, device=device)
-        visual_t = torch.tensor(visual_rows, dtype=torch.long, device=device)
-        budgets = torch.tensor(n_prot, dtype=torch.long, device=device)[:, None] + text_t + visual_t
-        return budgets, (text_t, visual_t)
-
-    def _fastv_ranking(self, importance: torch.Tensor) -> torch.Tensor:
-        """FastV: layer K-1 ranks the tokens once (mean over its heads); every later layer and head uses it."""
-        k = self.ctx.config.fastv_layer
-        if self.layer_idx == k - 1:
-            self.ctx.prefill["fastv_ranking"] = importance.mean(1)
-        if self.layer_idx < k:
-            return importance
-        ranking = self.ctx.prefill.get("fastv_ranking")
-        if ranking is None:
-            raise CacheStateError(
-                f"layer {self.layer_idx}: FastV's ranking from layer {k - 1} is missing; prefill the prompt in one "
-                "forward pass through every layer"
-            )
-        return ranking[:, None, :].expand_as(importance)
 
     def _plan_dynamic_heads(
         self,
