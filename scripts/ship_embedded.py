@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hybridkv.defaults import EMBEDDED_DIR  # noqa: E402
-from hybridkv.embedded.card import CARD_BUDGET, model_card, quality_checks  # noqa: E402
+from hybridkv.embedded.card import CARD_BUDGET, architecture_of, model_card, quality_checks  # noqa: E402
 from hybridkv.embedded.training import CHECKPOINT_DIR, SUMMARY_FILE  # noqa: E402
 from hybridkv.errors import HybridKVError  # noqa: E402
 from hybridkv.eval import EvalConfig, evaluate  # noqa: E402
@@ -74,6 +74,7 @@ def main() -> int:
         parameters=sum(t.numel() for t in model.parameters()),
         weights_bytes=weights,
         eval_command=command,
+        architecture=architecture_of(model.config),
     )
     (args.dest / "README.md").write_text(card)
     print(card)

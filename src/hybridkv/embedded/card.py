@@ -28,6 +28,40 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _text_line(arch: Mapping[str, Any]) -> str:
+    if not arch:
+        return "- Text model: see `config.json` (`text_config`)."
+    return (
+        f"- Text model: {arch['text_layers']} layers, hidden size {arch['hidden']}, {arch['heads']} query heads "
+        f"sharing {arch['kv_heads']} KV heads of dimension {arch['head_dim']}, multimodal RoPE (theta "
+        f"{arch['rope_theta']:g}), tied embeddings."
+    )
+
+
+def _vision_line(arch: Mapping[str, Any]) -> str:
+    if not arch:
+        return "- Vision: Qwen2.5-VL ViT, 14 px patches merged 2x2 (one visual token per 28x28 px block)."
+    return (
+        f"- Vision: Qwen2.5-VL ViT, {arch['vision_depth']} blocks of width {arch['vision_hidden']} (windowed and "
+        "full attention), 14 px patches merged 2x2: one visual token per 28x28 px block."
+    )
+
+
+def architecture_of(config: Any) -> dict[str, Any]:
+    """The card's architecture facts from a Qwen2.5-VL config."""
+    text, vision = config.text_config, config.vision_config
+    return {
+        "text_layers": text.num_hidden_layers,
+        "hidden": text.hidden_size,
+        "heads": text.num_attention_heads,
+        "kv_heads": text.num_key_value_heads,
+        "head_dim": getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads,
+        "rope_theta": float(text.rope_parameters["rope_theta"]),
+        "vision_depth": vision.depth,
+        "vision_hidden": vision.hidden_size,
+    }
+
+
 def quality_checks(rows: Sequence[SummaryRow]) -> dict[str, Any]:
     """The bar, task by task: full-cache accuracy and the StreamingLLM drop at 10%, each with pass/fail."""
     full = _row(rows, "full", None)
@@ -53,6 +87,7 @@ def model_card(
     parameters: int,
     weights_bytes: int,
     eval_command: str,
+    architecture: Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown for the model card: what the model is, how it was trained, and how well it answers."""
     settings = training.get("settings", {})
@@ -71,8 +106,8 @@ def model_card(
         "## Model",
         "",
         f"- {parameters / 1e6:.2f} M parameters, {weights_bytes / 2**20:.1f} MiB of fp32 safetensors.",
-        "- Text model: see `config.json` (`text_config`): layers, 8 query heads sharing 4 KV heads, head dim 32.",
-        "- Vision: Qwen2.5-VL ViT, 14 px patches merged 2x2 (one visual token per 28x28 px block).",
+        _text_line(architecture or {}),
+        _vision_line(architecture or {}),
         "- Tokenizer: byte-level BPE (1,024 entries) trained on the suite's text; Qwen-VL special tokens; "
         "the chat template numbers images (`Image k: <|vision_start|>...`).",
         "",
