@@ -143,7 +143,7 @@ def test_batches_depend_on_seed_and_step_only_and_follow_the_curriculum():
     assert ids(0, 7) == ids(0, 7)
     assert ids(0, 7) != ids(0, 8) and ids(0, 7) != ids(1, 7)
     assert all(item.split == "train" for _, item in draw_items(mixture, 0, 3, 100, 6))
-    easy = {"attribute_1_2", "text_copy_short"}
+    easy = {"colour_of_one", "attribute_1_2", "text_copy_short"}
     first = [name for step in range(20) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
     last = [name for step in range(980, 1000) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
     assert sum(n in easy for n in first) > 2 * sum(n in easy for n in last)
