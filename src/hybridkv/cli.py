@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .defaults import DEFAULT_MODEL, MODEL_HELP
+from .defaults import DEFAULT_MODEL, EMBEDDED_MODEL, MODEL_HELP
 from .errors import BudgetError, HybridKVError
 
 
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_options(g)
 
     d = sub.add_parser("demo", help="full cache vs HybridKV side by side on held-out items of the embedded model")
-    d.add_argument("--model", default=DEFAULT_MODEL, help="a model that knows the suite (default: embedded)")
+    d.add_argument("--model", default=EMBEDDED_MODEL, help="a model that knows the suite (default: embedded)")
     d.add_argument("--budget", default="0.1")
     d.add_argument("--max-new-tokens", type=int, default=8)
     d.add_argument("--fast", action="store_true", help="a shorter long prompt (for CI)")

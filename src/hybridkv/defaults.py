@@ -8,7 +8,10 @@ EMBEDDED_MODEL = "embedded"
 EMBEDDED_DIR = Path(__file__).resolve().parent / "assets" / "embedded"
 """Where the embedded model's checkpoint (config, safetensors, tokenizer, processor, model card) lives."""
 
-DEFAULT_MODEL = EMBEDDED_MODEL
-"""The model commands use without --model."""
+FALLBACK_MODEL = "tiny-random-qwen2_5_vl"
+"""What commands use when this installation has no embedded weights (a source checkout before training)."""
 
-MODEL_HELP = "embedded (the shipped model, default), a hub id in the local cache, a local dir, or tiny-random-<family>"
+DEFAULT_MODEL = EMBEDDED_MODEL if (EMBEDDED_DIR / "config.json").is_file() else FALLBACK_MODEL
+"""The model commands use without --model: the embedded model whenever its weights are installed."""
+
+MODEL_HELP = "embedded (the shipped model), a hub id in the local cache, a local dir, or tiny-random-<family>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import generate_items, score
-from .defaults import DEFAULT_MODEL, EMBEDDED_DIR, EMBEDDED_MODEL
+from .defaults import EMBEDDED_DIR, EMBEDDED_MODEL
 from .generation import generation_record
 from .methods import get_method
 from .models import load_model
@@ -47,7 +47,7 @@ def demo_items(fast: bool) -> list[tuple[str, object]]:
 
 
 def run_demo(
-    *, model: str = DEFAULT_MODEL, budget: float | int = 0.1, max_new_tokens: int = 8, fast: bool = False
+    *, model: str = EMBEDDED_MODEL, budget: float | int = 0.1, max_new_tokens: int = 8, fast: bool = False
 ) -> int:
     console = make_console()
     if model == EMBEDDED_MODEL and not (EMBEDDED_DIR / "config.json").is_file():
