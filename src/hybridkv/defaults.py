@@ -14,4 +14,4 @@ FALLBACK_MODEL = "tiny-random-qwen2_5_vl"
 DEFAULT_MODEL = EMBEDDED_MODEL if (EMBEDDED_DIR / "config.json").is_file() else FALLBACK_MODEL
 """The model commands use without --model: the embedded model whenever its weights are installed."""
 
-MODEL_HELP = "embedded (the shipped model), a hub id in the local cache, a local dir, or tiny-random-<family>"
+MODEL_HELP = "embedded (shipped model), smollm2 (real text LM), a cached hub id, a local dir, or tiny-random-<family>"

@@ -71,9 +71,9 @@ class EvalConfig:
     hybridkv-profile need one."""
 
     def __post_init__(self) -> None:
-        from .tasks import eval_tasks, get_task
+        from .tasks import get_task, suite_tasks
 
-        tasks = _unique(self.tasks) or tuple(eval_tasks())
+        tasks = _unique(self.tasks) or suite_tasks()
         for task in tasks:
             get_task(task)
         object.__setattr__(self, "tasks", tasks)

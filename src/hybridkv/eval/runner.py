@@ -63,8 +63,6 @@ def answer_item(loaded: Any, inputs: Any, method: Any, *, max_new_tokens: int) -
 
 
 def _record(loaded: Any, item: EvalItem, spec: RunSpec, result: Any) -> ItemRecord:
-    from ..data import score
-
     prediction = loaded.decode(result.new_tokens[0]).strip()
     stats = result.cache_stats or {}
     full = result.full_kv_bytes
@@ -75,7 +73,7 @@ def _record(loaded: Any, item: EvalItem, spec: RunSpec, result: Any) -> ItemReco
         budget=spec.budget,
         prediction=prediction,
         answer=item.answer,
-        correct=bool(score(prediction, item.answer)),
+        correct=bool(get_task(item.task).score(prediction, item.answer)),
         prompt_tokens=int(result.prompt_tokens),
         new_tokens=int(result.new_tokens.shape[1]),
         kv_hot_bytes=int(result.kv_hot_bytes),

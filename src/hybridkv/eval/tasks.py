@@ -18,6 +18,8 @@ from ..errors import ConfigError
 
 ANSWER_TOKENS = 8
 """Greedy tokens generated per item: answers are one word or number, so a few tokens suffice."""
+LONGTEXT_TOKENS = 16
+"""Pass-key answers: a real model may answer with a short sentence around the number."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,35 @@ class EvalItem:
 
 @dataclass(frozen=True)
 class EvalTask:
-    """A registered task: where its items come from and how many tokens to generate for them."""
+    """A registered task: where its items come from, how many tokens to generate, and how to score them.
+
+    ``source`` is ``suite`` (the multimodal suite, exact match) or ``longtext`` (text-only pass-key
+    retrieval for real language models, scored by whether the key appears in the answer).
+    """
 
     name: str
     max_new_tokens: int = ANSWER_TOKENS
+    source: str = "suite"
+
+    def score(self, prediction: str, answer: str) -> bool:
+        """Whether ``prediction`` answers the item."""
+        if self.source == "longtext":
+            from ..data.longtext import contains_answer
+
+            return contains_answer(prediction, answer)
+        from ..data import score
+
+        return score(prediction, answer)
 
     def items(self, split: str, n: int, *, seed: int = 0) -> list[EvalItem]:
         """Items 0..n-1 of this task's split; the same arguments always give the same items."""
+        if self.source == "longtext":
+            from ..data.longtext import generate_text_items
+
+            return [
+                EvalItem(id=i.id, task=i.task, prompt=i.prompt, images=(), answer=i.answer)
+                for i in generate_text_items(self.name, split, n, seed=seed)
+            ]
         from ..data import generate_items
 
         return [
@@ -57,10 +81,20 @@ class EvalTask:
 
 
 def eval_tasks() -> Mapping[str, EvalTask]:
-    """Every registered task by name (read-only), in suite order."""
+    """Every registered task by name (read-only): the multimodal suite, then the long-context text tasks."""
+    from ..data import TASKS
+    from ..data.longtext import TEXT_TASKS
+
+    tasks = {name: EvalTask(name) for name in TASKS}
+    tasks.update({name: EvalTask(name, max_new_tokens=LONGTEXT_TOKENS, source="longtext") for name in TEXT_TASKS})
+    return MappingProxyType(tasks)
+
+
+def suite_tasks() -> tuple[str, ...]:
+    """What a run evaluates when no tasks are named: the multimodal suite."""
     from ..data import TASKS
 
-    return MappingProxyType({name: EvalTask(name) for name in TASKS})
+    return tuple(TASKS)
 
 
 def get_task(name: str) -> EvalTask:

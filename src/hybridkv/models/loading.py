@@ -16,6 +16,7 @@ from hybridkv.defaults import EMBEDDED_DIR, EMBEDDED_MODEL
 from hybridkv.errors import InputError, ModelLoadError
 from hybridkv.models.base import LoadedModel, ModelAdapter
 from hybridkv.models.registry import get_adapter
+from hybridkv.models.smollm2 import SMOLLM2_NAME, smollm2_dir
 from hybridkv.models.tiny import TINY_PREFIX, tiny_random_model
 
 # PIL's own decompression-bomb threshold (~89.5 MP); anything larger is refused, not just warned about.
@@ -23,7 +24,7 @@ MAX_IMAGE_PIXELS = 89_478_485
 
 _HOW = (
     "pass a checkpoint directory (config.json + safetensors + tokenizer), "
-    "a hub id already in the local cache, 'embedded' or tiny-random-<family>"
+    "a hub id already in the local cache, 'embedded', 'smollm2' or tiny-random-<family>"
 )
 
 
@@ -42,6 +43,8 @@ def load_model(
                 f"train them with scripts/train_tiny_vlm.py and copy the run into {EMBEDDED_DIR}"
             )
         return _load_directory(EMBEDDED_DIR, EMBEDDED_MODEL, dtype, device)
+    if name == SMOLLM2_NAME:
+        return _load_directory(smollm2_dir(), SMOLLM2_NAME, dtype, device)
     if name.startswith(TINY_PREFIX):
         loaded = tiny_random_model(name[len(TINY_PREFIX) :])
         loaded.model.to(device=device, dtype=dtype)
