@@ -5,9 +5,10 @@ question asks for it. ``multikey_<n>k``: eight named pass keys scattered through
 asks for one of them, so a cache must keep the right one among look-alikes. The question comes after the
 context (and in the question-agnostic setting, after compression).
 
-Lengths are in tokens of a typical 50k-entry BPE (about 3.9 characters a token on this filler; SmolLM2 counts 7,900 for multikey_8k); the
-exact count depends on the model's tokenizer and is recorded per item by the evaluation. Items are a pure
-function of (task, split, index, seed), and splits are assigned by content as in the visual suite.
+Lengths are in tokens of a typical 50k-entry BPE (about 3.9 characters a token on this filler: SmolLM2
+counts 1,971 for needle_2k and 7,708 for multikey_8k); the exact count depends on the model's tokenizer
+and is recorded per item by the evaluation. Items are a pure function of (task, split, index, seed), and
+splits are assigned by content as in the visual suite.
 """
 
 from __future__ import annotations
