@@ -19,12 +19,11 @@ from .report import make_console, print_demo_rows
 
 @dataclass(frozen=True)
 class DemoCase:
-    """One suite item the demo asks: the task, its test-split index and option overrides."""
+    """One suite item the demo asks: the task and its test-split index."""
 
     label: str
     task: str
     index: int
-    options: tuple[tuple[str, int], ...] = ()
 
 
 CASES: tuple[DemoCase, ...] = (
@@ -40,7 +39,7 @@ def demo_items(fast: bool) -> list[tuple[str, object]]:
     """(label, TaskItem) for every case, from the test split (never seen in training)."""
     out = []
     for case in CASES:
-        options = dict(FAST_OPTIONS.get(case.task, ())) if fast else dict(case.options)
+        options = dict(FAST_OPTIONS.get(case.task, ())) if fast else {}
         item = generate_items(case.task, "test", case.index + 1, **options)[case.index]
         out.append((case.label, item))
     return out

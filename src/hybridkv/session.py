@@ -28,6 +28,7 @@ from PIL import Image
 from .errors import CacheStateError, InputError
 from .generation import GenerationResult, generate_with_cache
 from .methods import Method
+from .models.base import require_token_prefix
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Session:
         self.images = list(images or [])
         self._stack: ExitStack | None = None
         self.cache: Any = None
+        self._context_ids: torch.Tensor | None = None
         self.context_tokens = 0
         self.prefill_s = float("nan")
         self.questions_asked = 0
@@ -74,8 +76,7 @@ class Session:
         if self._stack is not None:
             raise CacheStateError("this session is already open; ask() it, or close() it first")
         model = self.loaded.model
-        # Context inputs are the prefix of any question's inputs; a placeholder question renders them.
-        inputs, _ = self.loaded.build_split_inputs(self.context, " ?", self.images)
+        inputs = self.loaded.build_context_inputs(self.context, self.images)
         stack = ExitStack()
         stack.enter_context(self.method(model))
         try:
@@ -90,6 +91,7 @@ class Session:
             stack.close()
             raise
         self._stack = stack
+        self._context_ids = inputs["input_ids"]
         self.context_tokens = int(inputs["input_ids"].shape[1])
 
     def ask(self, question: str, *, max_new_tokens: int = 32) -> Answer:
@@ -99,7 +101,10 @@ class Session:
         """
         if self._stack is None:
             raise CacheStateError("the session is not open; use `with Session(...) as s:` or call open()")
-        _, full = self.loaded.build_split_inputs(self.context, question, self.images)
+        if not question.strip():
+            raise InputError("the question is empty; pass the text to ask about the context")
+        full = self.loaded.build_inputs(self.context + question, self.images or None)
+        require_token_prefix(self._context_ids, full["input_ids"])
         inputs = {k: v for k, v in full.items() if not k.startswith("pixel_values")}  # vision is cached
         try:
             result = generate_with_cache(self.loaded.model, inputs, self.cache, max_new_tokens=max_new_tokens)

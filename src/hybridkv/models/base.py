@@ -107,29 +107,15 @@ class LoadedModel:
         texts = [self._render(p, imgs) for p, imgs in zip(prompts, image_lists, strict=True)]
         return self._encode(texts, image_lists)
 
-    def build_split_inputs(
-        self, context: str, question: str, images: Sequence[Image.Image] | None = None
-    ) -> tuple[BatchFeature, BatchFeature]:
-        """Inputs of one prompt's context alone and of the whole prompt (context + question).
+    def build_context_inputs(self, context: str, images: Sequence[Image.Image] | None = None) -> BatchFeature:
+        """Inputs of one user turn cut where its question would start: the images and ``context`` only.
 
-        The first is a token prefix of the second, so a session can prefill and compress the context,
-        then run only the question's tokens against the compressed cache (the question-agnostic setting).
-        ``question`` should start at a word boundary (e.g. with its leading space).
+        A session prefills and compresses these, then runs only a question's tokens against the compressed
+        cache (the question-agnostic setting); :func:`require_token_prefix` checks that the cut holds.
         """
-        if not question.strip():
-            raise InputError("the question is empty; pass the text to ask about the context")
         image_list = list(images or [])
-        full = self.build_inputs(context + question, image_list or None)
-        rendered = self._render(context + question, image_list)
-        cut = rendered.rfind(question)
-        prefix = self._encode([rendered[:cut]], [image_list])
-        n = prefix["input_ids"].shape[1]
-        if n >= full["input_ids"].shape[1] or not torch.equal(full["input_ids"][:, :n], prefix["input_ids"]):
-            raise InputError(
-                "the tokenizer merges the end of the context with the start of the question; start the "
-                "question at a word boundary (e.g. ' What ...' after a sentence)"
-            )
-        return prefix, full
+        rendered = self._render(context + _QUESTION_MARK, image_list)
+        return self._encode([rendered[: rendered.rfind(_QUESTION_MARK)]], [image_list])
 
     def _encode(self, texts: list[str], image_lists: list[list[Image.Image]]) -> BatchFeature:
         """Tokenize rendered prompts (and their images), left-padded, on the model's device."""
@@ -178,6 +164,19 @@ class LoadedModel:
             content = prompt
         messages = [{"role": "user", "content": content}]
         return owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+_QUESTION_MARK = " ?"  # a stand-in question: where the real one goes, the context ends
+
+
+def require_token_prefix(prefix_ids: torch.Tensor, full_ids: torch.Tensor) -> None:
+    """Raise unless ``prefix_ids`` [1, n] are the first tokens of ``full_ids`` and something follows them."""
+    n = prefix_ids.shape[1]
+    if n >= full_ids.shape[1] or not torch.equal(full_ids[:, :n], prefix_ids):
+        raise InputError(
+            "the tokenizer merges the end of the context with the start of the question; start the "
+            "question at a word boundary (e.g. ' What ...' after a sentence)"
+        )
 
 
 def _normalize_batch(prompt: str | Sequence[str], images: ImagesArg) -> tuple[list[str], list[list[Image.Image]]]:
