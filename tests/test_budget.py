@@ -19,6 +19,7 @@ from hybridkv.budget import (
     profile_layer_scales,
     prompt_tokens_budget,
     proportional_split,
+    pyramid_layer_budgets,
     pyramid_scale,
     two_level_allocation,
     uniform_allocation,
@@ -152,6 +153,28 @@ def test_pyramid_schedule_averages_to_one_and_falls_with_depth(num_layers, beta)
     assert abs(sum(scales) / num_layers - 1.0) < 1e-9
     assert all(a >= b for a, b in zip(scales, scales[1:], strict=False))
     assert min(scales) > 0
+
+
+@SETTINGS
+@given(
+    length=st.integers(1, 5000), ratio=st.floats(0.01, 1.0), layers=st.integers(1, 40), floor=st.integers(1, 64),
+    beta=st.floats(1.5, 50.0),
+)
+def test_pyramid_layer_budgets_exact_clamped_and_falling(length, ratio, layers, floor, beta):
+    per_head = prompt_tokens_budget(ratio, length, floor=floor)
+    out = pyramid_layer_budgets(per_head, length, layers, floor=floor, beta=beta)
+    assert len(out) == layers
+    assert all(min(floor, length) <= x <= length for x in out)
+    assert sum(out) == layers * per_head  # per_head is already within [floor, length]: always feasible
+    assert all(a >= b for a, b in zip(out, out[1:], strict=False))
+    if per_head == length:
+        assert out == [length] * layers
+
+
+def test_pyramid_layer_budgets_lift_shallow_top_layers_at_the_expense_of_lower_ones():
+    # 4 layers, 10% of 2,000 tokens: the pyramid's last layer (1/20 of 200 = 10) is below the 20-token floor
+    out = pyramid_layer_budgets(200, 2000, 4, floor=20)
+    assert out[-1] == 20 and sum(out) == 800 and out[0] > 2 * out[2]
 
 
 def test_pyramid_layers_and_full_budget():

@@ -218,7 +218,7 @@ ALLOCATORS = {
     "modality": uniform_allocation,
 }
 """Head-level split per allocator. ``pyramid`` and ``fastv`` are uniform within a layer but give layers
-different budgets (``pyramid_scale``, ``fastv_layer_budgets``); ``profile`` replaces the split by
+different budgets (``pyramid_layer_budgets``, ``fastv_layer_budgets``); ``profile`` replaces the split by
 ``profile_head_budgets`` over the whole model; ``modality`` starts from the uniform split and then moves
 budget between modalities and layers (``modality_allocation``)."""
 
@@ -234,6 +234,28 @@ def pyramid_scale(layer_idx: int, num_layers: int, beta: float = 20.0) -> float:
     last = 1.0 / beta
     first = 2.0 - last
     return first - (first - last) * layer_idx / (num_layers - 1)
+
+
+def pyramid_layer_budgets(
+    per_head: int, prompt_len: int, num_layers: int, *, floor: int, beta: float = 20.0
+) -> list[int]:
+    """PyramidKV at equal budget: tokens each KV head of every layer keeps, summing to ``num_layers * per_head``.
+
+    Layer ``i`` aims at ``pyramid_scale(i) * per_head``. On shallow models or small budgets the upper layers'
+    targets fall below the sink + window floor and the lower layers' above the prompt; clamping alone would
+    then keep more (or less) than the budget. Instead every layer gets the floor and the rest of the budget is
+    split in proportion to how far each target is above the floor, capped at the prompt (water-filling), so
+    the total is exact whenever ``num_layers * floor <= num_layers * per_head <= num_layers * prompt_len``.
+    """
+    if num_layers <= 0 or prompt_len <= 0:
+        return [0] * max(num_layers, 0)
+    floor = min(floor, prompt_len)
+    per_head = max(floor, min(per_head, prompt_len))
+    targets = [pyramid_scale(i, num_layers, beta) * per_head for i in range(num_layers)]
+    extra = proportional_split(
+        num_layers * (per_head - floor), [max(t - floor, 0.0) for t in targets], [prompt_len - floor] * num_layers
+    )
+    return [floor + e for e in extra]
 
 
 def profile_layer_scales(layer_concentration: Sequence[float], *, floor: float = 0.25) -> list[float]:

@@ -17,7 +17,7 @@ from ..budget import (
     profile_head_budgets,
     profile_layer_scales,
     prompt_tokens_budget,
-    pyramid_scale,
+    pyramid_layer_budgets,
 )
 from ..errors import CacheStateError
 from ..token_types import TokenType
@@ -54,17 +54,28 @@ def layer_budgets(
                 )
                 rows.append(table[layer_idx])
         return torch.tensor(rows, dtype=torch.long, device=device), None
-    scale = pyramid_scale(layer_idx, ctx.num_layers) if cfg.allocator == "pyramid" else 1.0
-    scale = _layer_level_scales(ctx, layer_idx, scale, scores)
+    scale = _layer_level_scales(ctx, layer_idx, 1.0, scores)
     real_first = None
     if cfg.allocator == "adaptive":  # each row's real tokens first, as the allocator expects
         order = torch.argsort((~key_valid).to(torch.int8), dim=-1, stable=True)
         real_first = importance.gather(-1, order[:, None, :].expand_as(importance)).cpu()
-    budgets = allocate_layer(
-        cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, floor=floor,
-        sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r, layer_scale=scale,
-        importance=real_first,
-    )
+    kw = dict(floor=floor, sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r)
+    if cfg.allocator == "pyramid":  # the layer's share of the whole model's budget, one row at a time
+        scales = [scale] * len(lengths) if isinstance(scale, float) else scale
+        budgets = torch.cat([
+            allocate_layer(
+                "pyramid",
+                pyramid_layer_budgets(prompt_tokens_budget(cfg.budget, n, floor=floor), n, ctx.num_layers,
+                                      floor=floor)[layer_idx],
+                static[row : row + 1].cpu(), scores[row : row + 1].cpu(), [n], layer_scale=scales[row], **kw,
+            )
+            for row, n in enumerate(lengths)
+        ])
+    else:
+        budgets = allocate_layer(
+            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, layer_scale=scale,
+            importance=real_first, **kw,
+        )
     if cfg.allocator != "modality":
         return budgets.to(device), None
     return _modality_split(ctx, layer_idx, budgets, lengths, key_valid, types, window_probs)
