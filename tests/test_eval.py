@@ -161,6 +161,9 @@ def test_same_seed_gives_the_same_predictions(run_dir, tmp_path):
         ("--split", "dev", ConfigError, ["dev", "test"]),
         ("--setting", "blind", ConfigError, ["blind", "agnostic", "aware"]),
         ("--limit", "0", ConfigError, ["limit"]),
+        ("--option", "bogus=1", ConfigError, ["hybridkv", "bogus"]),
+        ("--option", "r", ConfigError, ["KEY=VALUE"]),
+        ("--option", "r=-1", ConfigError, ["r"]),
     ],
 )
 def test_bad_options_fail_in_one_line_before_any_model_work(monkeypatch, tmp_path, option, value, error, names):
@@ -174,6 +177,15 @@ def test_bad_options_fail_in_one_line_before_any_model_work(monkeypatch, tmp_pat
     for name in names:
         assert name in message
     assert not out.exists()
+
+
+def test_method_options_reach_every_compressed_method_and_the_record():
+    args = _parse(*SMALL, "--methods", "full,hybridkv,snapkv", "--option", "r=2", "--option", "score=entropy")
+    config = eval_cmd.config_from_args(args)
+    assert dict(config.method_options) == {"r": 2, "score": "entropy"}
+    built = [m for spec, m in config.build_methods().items() if spec.budget is not None]
+    assert built and all(m.config.r == 2 and m.config.score == "entropy" for m in built)
+    assert config.to_dict()["method_options"] == {"r": 2, "score": "entropy"}
 
 
 def test_full_runs_once_and_budgets_are_deduplicated_and_sorted():

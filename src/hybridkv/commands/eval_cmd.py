@@ -10,6 +10,7 @@ Writes ``results.json`` (every item's prediction, the summary and the run metada
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="head profile file from `hybridkv profile` (needed by sparsemm and hybridkv-profile)",
     )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a HybridKVConfig field given to every compressed method, e.g. --option r=2 --option window=32 "
+        "(repeatable; recorded in results.json; an explicit option overrides a method's own default)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
     return p
@@ -72,6 +81,19 @@ def _split_list(text: str, what: str) -> tuple[str, ...]:
     if not values:
         raise ConfigError(f"--{what} is empty; pass a comma-separated list")
     return values
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (2, 0.5, true, null), else as a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key:
+        raise ConfigError(f"--option {text!r} is not KEY=VALUE; e.g. --option r=2")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw.strip()
+    return key, value
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -91,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         max_new_tokens=args.max_new_tokens,
         setting=args.setting,
         profile=args.profile,
+        method_options=dict(parse_option(o) for o in getattr(args, "option", [])),
     )
 
 
