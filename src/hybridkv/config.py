@@ -80,6 +80,11 @@ class HybridKVConfig:
     token_scores: str = "window"
     """What ranks tokens: ``window`` (attention of the observation window's queries, SnapKV) or ``accumulated``
     (attention accumulated over every prompt query, H2O; computed in query blocks)."""
+    evict_during_decode: bool = False
+    """H2O: keep every compressed head at its budget while decoding, by evicting the kept prompt token with the
+    least attention accumulated over the prompt and every decode query so far as each new token arrives (new
+    tokens themselves are never evicted). Needs ``head_types="static"`` and ``token_scores="accumulated"``;
+    a head whose budget covers its whole prompt never evicts."""
     merge: str = "none"
     """What happens to evicted tokens of static heads: ``none`` (freed) or ``average`` (LOOK-M's averaged
     merging: each one is averaged into the kept token whose key is most similar, per head)."""
@@ -174,6 +179,11 @@ class HybridKVConfig:
             raise ConfigError(f"unknown score {self.score!r}; choose one of {sorted(SCORES)}")
         if self.token_scores not in ("window", "accumulated"):
             raise ConfigError(f"token_scores must be 'window' or 'accumulated', got {self.token_scores!r}")
+        if self.evict_during_decode and (self.head_types != "static" or self.token_scores != "accumulated"):
+            raise ConfigError(
+                "evict_during_decode (H2O) ranks kept tokens by accumulated attention and evicts from every head: "
+                "it needs head_types='static' and token_scores='accumulated' (use method h2o)"
+            )
         if self.merge not in ("none", "average"):
             raise ConfigError(f"merge must be 'none' or 'average', got {self.merge!r}")
         if isinstance(self.fastv_layer, bool) or not isinstance(self.fastv_layer, int) or self.fastv_layer < 1:

@@ -28,6 +28,7 @@ from ..token_types import TokenType
 from .allocation import fastv_ranking, layer_budgets
 from .chunk_store import ChunkStore, slot_counts
 from .context import CacheContext
+from .decode_eviction import DecodeEviction
 from .hot_store import HotStore
 from .prefill import (
     SELECTORS,
@@ -76,6 +77,7 @@ class HybridLayer(CacheLayerMixin):
         self.batch = 0
         self.kv_heads = 0
         self.hot: HotStore | None = None
+        self.eviction: DecodeEviction | None = None  # H2O: evicts kept prompt tokens while decoding
         self.chunks: ChunkStore | None = None
         self.dyn_index: torch.Tensor | None = None  # (b, h) of heads in the chunk store
         self.tail_k = self.tail_v = None
@@ -208,6 +210,14 @@ class HybridLayer(CacheLayerMixin):
         cold_tokens = [[0] * hkv for _ in range(b)]
         plan = self._plan_dynamic_heads(static, budgets, key_valid, lengths, resident, hot_tokens, cold_tokens)
         self._store(key, value, resident, plan, query)
+        if cfg.evict_during_decode:  # H2O: scores as sums over query rows, so decode queries add on equal terms
+            rows = key_valid.sum(-1).to(torch.float32) * (query.shape[1] // hkv)
+            sink = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :].expand(b, hkv, length)
+            compressed = budgets < torch.tensor(lengths, device=budgets.device)[:, None]
+            self.eviction = DecodeEviction(
+                (token_probs.float() * rows[:, None, None])[resident], sink[resident],
+                budgets.flatten().to(key.device), compressed.flatten().to(key.device),
+            )
         self.row_lengths = lengths
         self.heads = LayerHeads(
             scores=scores.tolist(), static=static.tolist(), budget=budgets.tolist(),
@@ -321,6 +331,9 @@ class HybridLayer(CacheLayerMixin):
         o1, l1 = segment_attention(q_cols, col_seg, hot.keys, hot.values, hot.seg, scaling, active=hot.active)
         o2, l2 = tail_attention(query, self.keys, self.values, scaling)
         out = merge_partials([o1, o2], [l1, l2]).reshape(b, hq, q, d)
+        if self.eviction is not None:
+            self.eviction.accumulate(hot, q_cols, col_seg, scaling, torch.logaddexp(l1, l2))
+            self.hot = self.eviction.evict(hot, self.tail_len)
         self._awaiting_attention = False
         return out.transpose(1, 2).contiguous()
 

@@ -22,16 +22,19 @@ class H2O(HybridKV):
     *every* prompt query (``token_scores="accumulated"``), summed over the query heads of its group. The
     queries are processed in blocks, so the L x L map is never materialised. The head keeps the sinks, the
     recent ``window``, then the highest-scoring tokens up to its budget (``selector="attention"``, uniform
-    split, no pooling). Scores are divided by the number of queries; this does not change the ranking.
+    split, no pooling). While decoding (``evict_during_decode``), each step's queries add their attention to
+    the kept tokens' scores, and each head evicts its lowest-scoring kept prompt token for every new token,
+    so it stays at its budget (:mod:`hybridkv.cache.decode_eviction`).
 
-    **Differences.** There is no decode-time re-eviction: generated tokens go to the dense tail shared by
-    every method and are never evicted, so the cache grows by one token per step, as with every method here.
-    The recent part is the ``window`` (16 tokens by default), not half the budget; pass ``window=`` to change
-    it. Sinks are kept as in every method here.
+    **Differences.** Generated tokens are never evicted (they are the recent part; answers here are short),
+    so a head's prompt tokens shrink to its sinks before the cache grows past the budget. At prefill the
+    recent part is the ``window`` (16 tokens by default), not half the budget; pass ``window=`` to change it.
+    Sinks are kept as in every method here. A session's ``crop`` removes generated tokens but does not bring
+    evicted prompt tokens back.
     """
 
     name: ClassVar[str] = "h2o"
     defaults: ClassVar[dict[str, Any]] = {
         "head_types": "static", "selector": "attention", "allocator": "uniform", "token_scores": "accumulated",
-        "pooling_kernel": 1,
+        "pooling_kernel": 1, "evict_during_decode": True,
     }
