@@ -75,3 +75,23 @@ def test_only_static_accumulated_heads_may_evict_while_decoding():
         HybridKVConfig(evict_during_decode=True)  # online head types, window scores
     assert get_method("h2o").config.evict_during_decode
     assert not get_method("snapkv").config.evict_during_decode
+
+
+def test_h2o_in_a_session_stays_within_budget_across_questions_and_is_exact_at_full_budget(tiny):
+    from hybridkv import Session
+
+    loaded = tiny("qwen2_5_vl")
+    images = [synthetic_image(336, 336, seed=4)]
+    questions = (" Describe the image.", " What colour dominates?")
+    with Session(loaded, get_method("h2o", budget=0.2, window=4, sinks=2), images=images) as chat:
+        for question in questions:
+            chat.ask(question, max_new_tokens=4)
+            assert chat.cache.get_seq_length() == chat.context_tokens  # the question and answer were removed
+            for layer, heads in zip(chat.cache.layers, chat.cache.stats().heads, strict=True):
+                kept = layer.hot.resident_counts(len(heads.budget[0])).tolist()
+                assert all(k <= b for k, b in zip(kept, heads.budget[0], strict=True))
+    with Session(loaded, get_method("full"), images=images) as ref, \
+            Session(loaded, get_method("h2o", budget=1.0, window=4, sinks=2), images=images) as chat:
+        for question in questions:
+            expected = ref.ask(question, max_new_tokens=4).result.new_tokens
+            assert torch.equal(chat.ask(question, max_new_tokens=4).result.new_tokens, expected)
