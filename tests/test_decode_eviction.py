@@ -9,6 +9,7 @@ from hybridkv.cache.decode_eviction import DecodeEviction
 from hybridkv.cache.hot_store import HotStore
 from hybridkv.config import HybridKVConfig
 from hybridkv.errors import ConfigError
+from hybridkv.kernels import segment_attention
 from hybridkv.methods import get_method
 from hybridkv.models.testing import synthetic_image
 
@@ -51,7 +52,9 @@ def test_accumulate_adds_each_tokens_softmax_share():
     col_seg = torch.tensor([0, 1])
     logits = torch.tensor([[0.0, 4.0], [4.0, 0.0]]).T  # what hot.keys @ q.T gives per segment
     lse = torch.tensor([torch.logsumexp(torch.tensor([0.0, 4.0]), 0), torch.tensor(8.0)])
-    ev.accumulate(hot, q, col_seg, 1.0, lse)
+    _, hot_lse, masked = segment_attention(q, col_seg, hot.keys, hot.values, hot.seg, 1.0, return_logits=True)
+    assert torch.allclose(hot_lse, lse)  # no tail here: the hot store's lse is every part's
+    ev.accumulate(masked, lse)
     expected = torch.tensor([torch.exp(logits[0, 0] - lse[0]), torch.exp(logits[0, 1] - lse[0]), torch.exp(8 - lse[1])])
     assert torch.allclose(ev.scores, expected)
 

@@ -22,22 +22,27 @@ def segment_attention(
     tok_seg: torch.Tensor,
     scaling: float,
     active: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    *,
+    return_logits: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """Each query column attends to the tokens of its own segment (one segment = one (row, KV head)).
 
     q_cols [NQ, D], col_seg [NQ]; keys/values [N, D], tok_seg [N]; active [N] bool (optional).
     One GEMM scores every token against every column; a segment mask then keeps the matching pairs.
     That trades (rows x KV heads)-fold redundant FLOPs for reading the KV exactly once, which is what
-    bounds decode. Returns (out [NQ, D], lse [NQ]); lse is -inf for a column with no tokens.
+    bounds decode. Returns (out [NQ, D], lse [NQ]); lse is -inf for a column with no tokens. With
+    ``return_logits`` the scaled, masked scores [N, NQ] come third (H2O accumulates attention from them).
     """
     if keys.shape[0] == 0:
-        return q_cols.new_zeros(q_cols.shape), q_cols.new_full((q_cols.shape[0],), float("-inf"))
+        out = (q_cols.new_zeros(q_cols.shape), q_cols.new_full((q_cols.shape[0],), float("-inf")))
+        return (*out, q_cols.new_zeros((0, q_cols.shape[0]))) if return_logits else out
     scores = (keys @ q_cols.T).mul_(scaling)  # [N, NQ]
     mask = tok_seg[:, None] != col_seg[None, :]
     if active is not None:
         mask |= ~active[:, None]
     scores.masked_fill_(mask, float("-inf"))
-    return _softmax_out(scores, values)
+    out = _softmax_out(scores, values)  # leaves ``scores`` as it is
+    return (*out, scores) if return_logits else out
 
 
 def tail_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> tuple[

@@ -25,15 +25,11 @@ class DecodeEviction:
         self.budgets = budgets
         self.compressed = compressed
 
-    def accumulate(
-        self, hot: HotStore, q_cols: torch.Tensor, col_seg: torch.Tensor, scaling: float, lse: torch.Tensor
-    ) -> None:
-        """Add this step's attention to each resident token: ``lse`` [NQ] is over every part a column saw."""
-        if hot.keys.shape[0] == 0:
-            return
-        logits = (hot.keys.float() @ q_cols.float().T).mul_(scaling)  # [N, NQ]
-        logits.masked_fill_(hot.seg[:, None].long() != col_seg[None, :], float("-inf"))
-        self.scores += torch.exp(logits - lse.float()[None, :]).sum(-1)
+    def accumulate(self, logits: torch.Tensor, lse: torch.Tensor) -> None:
+        """Add this step's attention to each resident token, from the hot store's masked attention logits
+        [N, NQ] (``segment_attention(..., return_logits=True)``) and each column's log-sum-exp [NQ] over
+        every part it attended (resident tokens and tail)."""
+        self.scores += torch.exp(logits.float() - lse.float()[None, :]).sum(-1)
 
     def evict(self, hot: HotStore, tail_len: int) -> HotStore:
         """The hot store with each compressed head cut back to ``budget - tail_len`` prompt tokens (not below

@@ -328,11 +328,14 @@ class HybridLayer(CacheLayerMixin):
                 res = self.chunks.fetch(chosen, valid, step + 1)
                 self.ctx.recorder.record_fetch(step, res.hits, res.misses)
         hot = self.hot
-        o1, l1 = segment_attention(q_cols, col_seg, hot.keys, hot.values, hot.seg, scaling, active=hot.active)
+        o1, l1, *logits = segment_attention(
+            q_cols, col_seg, hot.keys, hot.values, hot.seg, scaling, active=hot.active,
+            return_logits=self.eviction is not None,
+        )
         o2, l2 = tail_attention(query, self.keys, self.values, scaling)
         out = merge_partials([o1, o2], [l1, l2]).reshape(b, hq, q, d)
-        if self.eviction is not None:
-            self.eviction.accumulate(hot, q_cols, col_seg, scaling, torch.logaddexp(l1, l2))
+        if self.eviction is not None:  # H2O: the same logits, normalised over resident tokens and tail
+            self.eviction.accumulate(logits[0], torch.logaddexp(l1, l2))
             self.hot = self.eviction.evict(hot, self.tail_len)
         self._awaiting_attention = False
         return out.transpose(1, 2).contiguous()
