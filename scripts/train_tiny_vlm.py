@@ -95,6 +95,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     obs = p.add_argument_group("execution (free to change between resumes)")
     obs.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     obs.add_argument("--device", default="cpu", help="torch device to train on (default cpu; e.g. cuda)")
+    obs.add_argument(
+        "--data-workers", type=int, default=0, help="processes preparing upcoming steps' data (default 0; use on GPU)"
+    )
     obs.add_argument("--eval-every", type=int, default=250, help="steps between validation checks; 0 = only at the end")
     obs.add_argument("--eval-items", type=int, default=16, help="validation items per task in periodic checks")
     obs.add_argument("--final-eval-items", type=int, default=64, help="validation items per task at the end")
@@ -135,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         stop_after=args.stop_after,
         progress=not args.no_progress,
         device=args.device,
+        data_workers=args.data_workers,
     )
     result = train(settings, options)
     state = "finished" if result.completed else f"stopped at step {result.steps_done} (resume with --resume)"

@@ -147,3 +147,20 @@ def test_batches_depend_on_seed_and_step_only_and_follow_the_curriculum():
     first = [name for step in range(20) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
     last = [name for step in range(980, 1000) for name, _ in draw_items(mixture, 0, step, 1000, 6)]
     assert sum(n in easy for n in first) > 2 * sum(n in easy for n in last)
+
+
+def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
+    """Workers only move the data work elsewhere: every tensor of every step is the same."""
+    from hybridkv.embedded.prefetch import StepData
+    from hybridkv.embedded.training import TrainSettings
+
+    settings = TrainSettings(steps=50, batch_size=3, follow_ups=1)
+    mixture = select(DEFAULT_MIXTURE, None)
+    with StepData(model, mixture, settings) as here, StepData(model, mixture, settings, workers=2) as ahead:
+        for step in (0, 1, 2, 7):  # a skipped step is computed on demand
+            mine, theirs = here.get(step, 50), ahead.get(step, 50)
+            assert [e.label for e in mine] == [e.label for e in theirs]
+            for a, b in zip(mine, theirs, strict=True):
+                for name in ("input_ids", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw"):
+                    x, y = getattr(a, name), getattr(b, name)
+                    assert (x is None and y is None) or torch.equal(x, y), name

@@ -28,10 +28,10 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
-from .examples import IGNORE_INDEX, Example, collate, encode, micro_batches
-from .mixture import DEFAULT_MIXTURE, Variant, draw_items, select
+from .examples import IGNORE_INDEX, Example, collate, micro_batches
+from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
-from .questions import follow_ups as draw_follow_ups
+from .prefetch import StepData
 from .schedule import learning_rate
 
 CHECKPOINT_DIR = "checkpoint"
@@ -98,6 +98,8 @@ class RunOptions:
     stop_after: int | None = None
     progress: bool = True
     device: str = "cpu"
+    data_workers: int = 0
+    """Processes that prepare the next steps' examples while the model trains (0: in the main process)."""
     mixture: Sequence[Variant] = field(default=DEFAULT_MIXTURE)
 
 
@@ -141,6 +143,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     mixture = select(options.mixture, settings.tasks)
     loaded = build_untrained(settings.seed)
+    data = StepData(loaded, mixture, settings, workers=options.data_workers)  # forks before any GPU use
     model = loaded.model
     model.to(options.device)
     model.train()
@@ -167,7 +170,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     last = settings.steps if options.stop_after is None else min(settings.steps, options.stop_after)
     bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
     while step < last:
-        record = _train_step(loaded, optimizer, mixture, settings, step)
+        record = _train_step(loaded, optimizer, data.get(step, last), settings, step)
         step += 1
         losses.append(record["loss"])
         log.write(record)
@@ -181,6 +184,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
             bar.write(f"wall-clock budget of {options.max_minutes} min used at step {step}; saving")
             break
     bar.close()
+    data.close()
     checkpoint()
     results = evaluate(loaded, n_per_task=options.final_eval_items, tasks=eval_tasks)
     _report(tqdm.write, log, step, results)
@@ -207,20 +211,15 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
 def _train_step(
     loaded: LoadedModel,
     optimizer: torch.optim.Optimizer,
-    mixture: Sequence[Variant],
+    examples: Sequence[Example],
     settings: TrainSettings,
     step: int,
 ) -> dict[str, Any]:
-    """One optimizer step (0-based ``step``); returns its log record."""
+    """One optimizer step (0-based ``step``) on that step's examples; returns its log record."""
     t0 = time.monotonic()
     lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
     for group in optimizer.param_groups:
         group["lr"] = lr
-    drawn = draw_items(mixture, settings.seed, step, settings.steps, settings.batch_size)
-    examples = []
-    for slot, (name, item) in enumerate(drawn):
-        extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
-        examples.append(encode(loaded, item, label=name, follow_ups=extra))
     loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens, settings.visual_mean_penalty)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
