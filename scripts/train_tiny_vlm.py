@@ -30,6 +30,9 @@ Examples::
     python scripts/train_tiny_vlm.py --out runs/embedded --threads 2 --eval-every 500 --max-minutes 120
     python scripts/train_tiny_vlm.py --out runs/embedded --threads 2 --eval-every 500 --resume
 
+    # on a GPU: examples prepared ahead by worker processes, one micro-batch per step
+    python scripts/train_tiny_vlm.py --out runs/gpu --device cuda --data-workers 4 --batch-size 32 --max-tokens 16384
+
     # a short probe of the same schedule's first minutes
     python scripts/train_tiny_vlm.py --out /tmp/probe --max-minutes 15 --threads 1
 
