@@ -99,8 +99,10 @@ class HybridKVConfig:
     """Observation window: the prompt's last tokens, whose queries score heads and tokens; always kept."""
     sinks: int = 4
     """First prompt tokens always kept (attention sinks)."""
-    pooling_kernel: int = 7
-    """Max-pooling width over token scores, so kept visual tokens come with their neighbours."""
+    pooling_kernel: int = 15
+    """Max-pooling width over token scores, so a kept token comes with its neighbours. SnapKV publishes 7;
+    15 kept multi-token answers (5-digit keys) whole and scored higher for every pooling method on the
+    long-context validation split (docs/results.md), so all of them share it."""
     chunk_size: int = 16
     """Tokens per chunk of a dynamic head in the cold tier."""
     lru_extra_chunks: int = 0
