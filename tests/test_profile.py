@@ -276,7 +276,7 @@ def test_jsonl_errors_are_one_line_input_errors(tmp_path):
         jsonl_items(bad)
     with pytest.raises(InputError, match="neither 'suite'"):
         calib_source(str(tmp_path / "nope.jsonl"), samples=1)
-    with pytest.raises(ConfigError, match="unknown suite task"):
+    with pytest.raises(ConfigError, match="unknown task"):
         calib_source("suite:nope", samples=1)
 
 
@@ -286,6 +286,14 @@ def test_suite_source_round_robins_over_tasks():
     assert calib["split"] == "validation"
     video = next(iter(calib_source("suite:video", samples=1)[0]))
     assert len(video.images) >= 2  # frames passed as images
+
+
+def test_any_evaluation_task_calibrates_a_text_model():
+    items, n, calib = calib_source("suite:needle_2k,grid", samples=3)
+    items = list(items)
+    assert [i.task for i in items] == ["needle_2k", "grid", "needle_2k"] and n == 3
+    assert not items[0].images and len(items[0].prompt) > 4000 and items[1].images
+    assert calib["tasks"] == ["needle_2k", "grid"]
 
 
 def test_text_only_model_drops_images(tiny):

@@ -54,14 +54,15 @@ class CalibItem:
 
 
 def as_calib_item(item: Any) -> CalibItem:
-    """A CalibItem from a CalibItem or a suite TaskItem.
+    """A CalibItem from a CalibItem, a suite TaskItem or an evaluation EvalItem.
 
-    The model processors here are image-only, so a video item's frames follow its images as images.
+    The model processors here are image-only, so a video item's frames follow its images as images
+    (an EvalItem already holds them so).
     """
     if isinstance(item, CalibItem):
         return item
     try:
-        images = tuple(item.images) + tuple(item.video or ())
+        images = tuple(item.images) + tuple(getattr(item, "video", None) or ())
         return CalibItem(prompt=item.prompt, images=images, id=str(item.id), task=str(item.task))
     except AttributeError:
         raise InputError(
@@ -75,12 +76,13 @@ def as_calib_item(item: Any) -> CalibItem:
 def suite_items(
     samples: int, *, split: str = DEFAULT_SPLIT, tasks: Sequence[str] | None = None, seed: int = 0
 ) -> Iterator[CalibItem]:
-    """``samples`` suite items, round-robin over tasks (task order of the suite), rendered lazily."""
-    from .data import TASKS, iter_suite
+    """``samples`` items, round-robin over tasks (the suite's by default, or any evaluation task, such as the
+    long-context ``needle_2k``), suite items rendered lazily."""
+    from .data import TASKS
 
     chosen = tuple(tasks) if tasks else TASKS
     per_task = [samples // len(chosen) + (i < samples % len(chosen)) for i in range(len(chosen))]
-    streams = [iter_suite(split, n, tasks=[task], seed=seed) for task, n in zip(chosen, per_task, strict=True)]
+    streams = [_task_items(task, split, n, seed) for task, n in zip(chosen, per_task, strict=True)]
     for _ in range(max(per_task, default=0)):
         for stream in streams:
             item = next(stream, None)
@@ -136,6 +138,16 @@ def jsonl_items(path: str | os.PathLike[str]) -> list[CalibItem]:
     return items
 
 
+def _task_items(task: str, split: str, n: int, seed: int) -> Iterator[Any]:
+    from .data import TASKS, iter_suite
+
+    if task in TASKS:
+        return iter_suite(split, n, tasks=[task], seed=seed)
+    from .eval.tasks import get_task
+
+    return iter(get_task(task).items(split, n, seed=seed))
+
+
 def calib_source(
     source: str, *, samples: int, split: str = DEFAULT_SPLIT, seed: int = 0
 ) -> tuple[Iterable[CalibItem], int, dict[str, Any]]:
@@ -147,12 +159,13 @@ def calib_source(
         raise ConfigError(f"samples must be an int >= 1, got {samples!r}")
     if source == SUITE or source.startswith(SUITE + ":"):
         from .data import TASKS
+        from .eval.tasks import eval_tasks
 
         tasks = [t for t in source.partition(":")[2].split(",") if t.strip()]
         tasks = [t.strip() for t in tasks]
-        unknown = [t for t in tasks if t not in TASKS]
+        unknown = [t for t in tasks if t not in eval_tasks()]
         if unknown:
-            raise ConfigError(f"unknown suite task(s) {', '.join(unknown)}; known tasks: {', '.join(TASKS)}")
+            raise ConfigError(f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(eval_tasks())}")
         chosen = tasks or list(TASKS)
         calib = {"source": SUITE, "split": split, "seed": seed, "tasks": chosen, "samples": samples}
         return suite_items(samples, split=split, tasks=chosen, seed=seed), samples, calib

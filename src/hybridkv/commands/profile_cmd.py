@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--calib",
         default="suite",
-        help="calibration inputs: 'suite' (embedded tasks), 'suite:grid,counting', or a JSONL file of "
+        help="calibration inputs: 'suite' (embedded tasks), 'suite:grid,counting' (any evaluation task, "
+        "e.g. 'suite:needle_2k' for a text model), or a JSONL file of "
         '{"prompt": ..., "images": [paths]} lines',
     )
     p.add_argument("--samples", type=int, default=16, help="number of calibration inputs (default 16)")
