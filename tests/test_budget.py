@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hybridkv.budget import (
@@ -55,12 +55,15 @@ def test_ratio_one_keeps_everything_and_rounding_is_up():
     sinks=st.integers(0, 8),
     window=st.integers(1, 32),
     chunk=st.integers(1, 64),
+    core_share=st.sampled_from([0.0, 0.25, 0.5, 0.9]),
 )
-def test_dynamic_layout_invariants(length, budget, sinks, window, chunk):
+@example(length=100, budget=30, sinks=4, window=8, chunk=8, core_share=0.5)
+def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_share):
     budget = prompt_tokens_budget(budget, length, floor=sinks + window)
-    lay = dynamic_layout(length, budget, sinks=sinks, window=window, chunk_size=chunk)
+    lay = dynamic_layout(length, budget, sinks=sinks, window=window, chunk_size=chunk, core_share=core_share)
     assert lay.sinks + lay.middle + lay.window == length  # every token is somewhere
-    assert lay.n_chunks * chunk >= lay.middle > (lay.n_chunks - 1) * chunk or lay.middle == 0
+    assert lay.core + lay.body == lay.middle and 0 <= lay.core <= core_share * max(budget - sinks - window, 0)
+    assert lay.n_chunks * chunk >= lay.body > (lay.n_chunks - 1) * chunk or lay.body == 0
     assert lay.window == min(window, length - lay.sinks)
     assert 0 <= lay.n_select <= lay.n_chunks
     assert lay.attended_tokens <= budget  # never above budget

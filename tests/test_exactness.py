@@ -58,6 +58,10 @@ def test_full_budget_is_exact_with_accumulated_scores_and_merging(tiny, options)
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "online", **options)
 
 
+def test_full_budget_is_exact_with_a_dynamic_core(tiny):
+    check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", dynamic_core=0.5)
+
+
 def last_cases():
     """One case per family: two images for the VLMs, text for the text-only models."""
     for family in FAMILIES:

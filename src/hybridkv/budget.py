@@ -37,8 +37,9 @@ def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) ->
 class DynamicLayout:
     """How a dynamic head of one prompt splits into always-resident tokens and retrievable chunks.
 
-    The prompt is ``sinks`` tokens, then ``middle`` tokens cut into ``n_chunks`` chunks of
-    ``chunk_size`` (the last one may be partial), then the recent ``window``.
+    The prompt is ``sinks`` tokens, then ``middle`` tokens, then the recent ``window``. Of the middle,
+    ``core`` tokens (chosen at prefill, as a static head would) stay resident; the other ``body``
+    tokens are cut into ``n_chunks`` chunks of ``chunk_size`` (the last one may be partial).
     """
 
     sinks: int
@@ -47,27 +48,47 @@ class DynamicLayout:
     chunk_size: int
     window: int
     n_select: int  # chunks attended per decode step
+    core: int = 0
+
+    @property
+    def body(self) -> int:
+        """Middle tokens in the cold tier, retrievable by chunk."""
+        return self.middle - self.core
 
     @property
     def resident_tokens(self) -> int:
-        return self.sinks + self.window
+        return self.sinks + self.window + self.core
 
     @property
     def attended_tokens(self) -> int:
         """Upper bound of tokens attended per step (exact unless the partial chunk is among those picked)."""
-        return self.resident_tokens + min(self.n_select * self.chunk_size, self.middle)
+        return self.resident_tokens + min(self.n_select * self.chunk_size, self.body)
 
 
-def dynamic_layout(prompt_len: int, budget_tokens: int, *, sinks: int, window: int, chunk_size: int) -> DynamicLayout:
-    """Split a dynamic head's prompt so that sinks + window + selected chunks never exceed its budget."""
+def dynamic_layout(
+    prompt_len: int, budget_tokens: int, *, sinks: int, window: int, chunk_size: int, core_share: float = 0.0
+) -> DynamicLayout:
+    """Split a dynamic head's prompt so that sinks + window + core + selected chunks never exceed its budget.
+
+    ``core_share`` of the tokens left after sinks and window become the resident core; the rest of that
+    spare is spent on chunks. A budget that covers the whole prompt needs no core: every chunk is attended.
+    """
     sinks = min(sinks, prompt_len)
     window = min(window, prompt_len - sinks)
     middle = prompt_len - sinks - window
-    n_chunks = -(-middle // chunk_size)
     spare = budget_tokens - sinks - window
-    n_select = n_chunks if spare >= middle else max(0, min(n_chunks, spare // chunk_size))
+    core = 0 if spare >= middle else min(middle, max(0, int(core_share * spare)))
+    body = middle - core
+    n_chunks = -(-body // chunk_size)
+    n_select = n_chunks if spare - core >= body else max(0, min(n_chunks, (spare - core) // chunk_size))
     return DynamicLayout(
-        sinks=sinks, middle=middle, n_chunks=n_chunks, chunk_size=chunk_size, window=window, n_select=n_select
+        sinks=sinks,
+        middle=middle,
+        n_chunks=n_chunks,
+        chunk_size=chunk_size,
+        window=window,
+        n_select=n_select,
+        core=core,
     )
 
 

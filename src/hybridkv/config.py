@@ -105,6 +105,10 @@ class HybridKVConfig:
     long-context validation split (docs/results.md), so all of them share it."""
     chunk_size: int = 16
     """Tokens per chunk of a dynamic head in the cold tier."""
+    dynamic_core: float = 0.0
+    """Beyond the paper: the share of a dynamic head's retrieval budget spent on a resident core, the tokens
+    its selector ranks highest at prefill (as a static head keeps them); the rest goes to retrieved chunks,
+    which then never hold a core token. 0 is the paper's pure retrieval."""
     lru_extra_chunks: int = 0
     """Resident chunk slots per dynamic head beyond what one step attends (kept for reuse, LRU)."""
     cold_tier: ColdTier = "host"
@@ -154,6 +158,8 @@ class HybridKVConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.sinks < 0 or self.lru_extra_chunks < 0:
             raise ConfigError("sinks and lru_extra_chunks must be >= 0")
+        if not (0.0 <= self.dynamic_core < 1.0):
+            raise ConfigError(f"dynamic_core must be in [0, 1), got {self.dynamic_core}")
         if self.pooling_kernel % 2 == 0:
             raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
         if self.cold_tier not in ("host", "disk"):

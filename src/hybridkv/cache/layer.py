@@ -208,7 +208,9 @@ class HybridLayer(CacheLayerMixin):
         resident = torch.where(static[..., None], keep, sinks_only)
         hot_tokens = keep.sum(-1).tolist()
         cold_tokens = [[0] * hkv for _ in range(b)]
-        plan = self._plan_dynamic_heads(static, budgets, key_valid, lengths, resident, hot_tokens, cold_tokens)
+        plan = self._plan_dynamic_heads(
+            static, budgets, key_valid, lengths, resident, hot_tokens, cold_tokens, priority
+        )
         self._store(key, value, resident, plan, query)
         if cfg.evict_during_decode:  # H2O: scores as sums over query rows, so decode queries add on equal terms
             rows = key_valid.sum(-1).to(torch.float32) * (query.shape[1] // hkv)
@@ -238,26 +240,40 @@ class HybridLayer(CacheLayerMixin):
         resident: torch.Tensor,
         hot_tokens: list[list[int]],
         cold_tokens: list[list[int]],
-    ) -> list[tuple[int, int, int, int, int]]:
-        """Lay out each dynamic head (once per prefill): marks its window resident, fills the token counts.
+        priority: torch.Tensor,
+    ) -> list[tuple[int, int, torch.Tensor, int]]:
+        """Lay out each dynamic head (once per prefill): marks its sinks, window and core resident, fills the
+        token counts.
 
-        Returns (b, h, start, stop, n_select) for every dynamic head with a middle to retrieve from.
+        Returns (b, h, body positions, n_select) for every dynamic head with a body to retrieve from; the body
+        is the middle of the prompt less the core, in position order.
         """
         cfg = self.ctx.config
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
         plan = []
         for bi, hi in (~static).nonzero().tolist():
             lay = dynamic_layout(
-                lengths[bi], int(budgets[bi, hi]), sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size
+                lengths[bi],
+                int(budgets[bi, hi]),
+                sinks=cfg.sinks,
+                window=cfg.window,
+                chunk_size=cfg.chunk_size,
+                core_share=cfg.dynamic_core,
             )
             start = first_real[bi] + lay.sinks
             stop = start + lay.middle
             resident[bi, hi, first_real[bi] : start] = True
             resident[bi, hi, stop:] = key_valid[bi, stop:]
+            body = torch.arange(start, stop, device=resident.device)
+            if lay.core:
+                # stable: ties (plateaus of max-pooled scores) keep the earlier position, as static heads do
+                ranked = priority[bi, hi, start:stop].argsort(descending=True, stable=True)
+                resident[bi, hi, body[ranked[: lay.core]]] = True
+                body = body[ranked[lay.core :].sort().values]
             hot_tokens[bi][hi] = lay.attended_tokens
-            cold_tokens[bi][hi] = lay.middle
-            if lay.middle:
-                plan.append((bi, hi, start, stop, lay.n_select))
+            cold_tokens[bi][hi] = lay.body
+            if lay.body:
+                plan.append((bi, hi, body, lay.n_select))
         return plan
 
     def _store(
@@ -265,7 +281,7 @@ class HybridLayer(CacheLayerMixin):
         key: torch.Tensor,
         value: torch.Tensor,
         resident: torch.Tensor,
-        plan: list[tuple[int, int, int, int, int]],
+        plan: list[tuple[int, int, torch.Tensor, int]],
         query: torch.Tensor,
     ) -> None:
         """Pack the resident tokens into the hot store and the dynamic heads' middles into the chunk store."""
@@ -279,8 +295,8 @@ class HybridLayer(CacheLayerMixin):
             return
         segments = [bi * hkv + hi for bi, hi, *_ in plan]
         n_select = [n for *_, n in plan]
-        bodies_k = [key[bi, hi, start:stop] for bi, hi, start, stop, _ in plan]
-        bodies_v = [value[bi, hi, start:stop] for bi, hi, start, stop, _ in plan]
+        bodies_k = [key[bi, hi, body] for bi, hi, body, _ in plan]
+        bodies_v = [value[bi, hi, body] for bi, hi, body, _ in plan]
         n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, cfg.chunk_size, cfg.lru_extra_chunks)
         slot_seg = torch.repeat_interleave(
             torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
