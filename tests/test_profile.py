@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
 
 import pytest
 import torch
+from PIL import Image
 
 from hybridkv.errors import ConfigError, InputError
 from hybridkv.models.testing import synthetic_image
@@ -317,6 +319,11 @@ def test_plot_writes_png(measured, tmp_path):
     plot_profile(profile, out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["heads.png"]
+    # text-only calibration: the visual-overlap panel is undefined and left out (a narrower image)
+    text_only = dataclasses.replace(profile, topk_overlap=torch.full_like(profile.topk_overlap, float("nan")))
+    plot_profile(text_only, tmp_path / "text.png")
+    with Image.open(out) as full, Image.open(tmp_path / "text.png") as narrow:
+        assert narrow.width < full.width
 
 
 def _parse(argv):

@@ -349,7 +349,8 @@ def load_profile(path: str | os.PathLike[str], *, model: Any = None) -> HeadProf
 
 
 def plot_profile(profile: HeadProfile, path: str | os.PathLike[str]) -> None:
-    """Heatmaps (layers x KV heads) of the mean score, the type flip rate and the top-k visual overlap.
+    """Heatmaps (layers x KV heads) of the mean score, the type flip rate and the top-k visual overlap
+    (left out when the calibration inputs had no visual tokens, so it is undefined everywhere).
 
     The score's colour scale is centred on theta (blue below: dynamic, red above: static) and static heads
     are also marked 'S', so the types read at a glance. Uses matplotlib's object API with the Agg canvas
@@ -369,9 +370,10 @@ def plot_profile(profile: HeadProfile, path: str | os.PathLike[str]) -> None:
     panels = [
         (f"mean score (S: >= theta {profile.theta:g})", profile.score_mean, "coolwarm", centred),
         ("type flip rate", profile.flip_rate, "magma", unit),
-        ("top-k visual overlap", profile.topk_overlap, "cividis", unit),
     ]
-    width = 3 * max(2.4, 0.45 * kv + 1.6)
+    if not bool(torch.isnan(profile.topk_overlap).all()):
+        panels.append(("top-k visual overlap", profile.topk_overlap, "cividis", unit))
+    width = len(panels) * max(2.4, 0.45 * kv + 1.6)
     height = max(2.8, 0.28 * layers + 1.4)
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
