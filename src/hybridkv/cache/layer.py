@@ -241,12 +241,12 @@ class HybridLayer(CacheLayerMixin):
         hot_tokens: list[list[int]],
         cold_tokens: list[list[int]],
         priority: torch.Tensor,
-    ) -> list[tuple[int, int, torch.Tensor, int]]:
+    ) -> list[tuple[int, int, slice | torch.Tensor, int]]:
         """Lay out each dynamic head (once per prefill): marks its sinks, window and core resident, fills the
         token counts.
 
-        Returns (b, h, body positions, n_select) for every dynamic head with a body to retrieve from; the body
-        is the middle of the prompt less the core, in position order.
+        Returns (b, h, body, n_select) for every dynamic head with a body to retrieve from; the body (a slice,
+        or positions when there is a core) is the middle of the prompt less the core, in position order.
         """
         cfg = self.ctx.config
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
@@ -264,12 +264,12 @@ class HybridLayer(CacheLayerMixin):
             stop = start + lay.middle
             resident[bi, hi, first_real[bi] : start] = True
             resident[bi, hi, stop:] = key_valid[bi, stop:]
-            body = torch.arange(start, stop, device=resident.device)
+            body: slice | torch.Tensor = slice(start, stop)  # without a core, a view of the KV, no gather
             if lay.core:
                 # stable: ties (plateaus of max-pooled scores) keep the earlier position, as static heads do
-                ranked = priority[bi, hi, start:stop].argsort(descending=True, stable=True)
-                resident[bi, hi, body[ranked[: lay.core]]] = True
-                body = body[ranked[lay.core :].sort().values]
+                ranked = priority[bi, hi, start:stop].argsort(descending=True, stable=True) + start
+                resident[bi, hi, ranked[: lay.core]] = True
+                body = ranked[lay.core :].sort().values
             hot_tokens[bi][hi] = lay.attended_tokens
             cold_tokens[bi][hi] = lay.body
             if lay.body:
@@ -281,7 +281,7 @@ class HybridLayer(CacheLayerMixin):
         key: torch.Tensor,
         value: torch.Tensor,
         resident: torch.Tensor,
-        plan: list[tuple[int, int, torch.Tensor, int]],
+        plan: list[tuple[int, int, slice | torch.Tensor, int]],
         query: torch.Tensor,
     ) -> None:
         """Pack the resident tokens into the hot store and the dynamic heads' middles into the chunk store."""
