@@ -31,14 +31,17 @@ _AHEAD_PER_WORKER = 4
 
 def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: TrainSettings, step: int) -> list[Example]:
     """The encoded examples of 0-based ``step``: its items, each with its follow-up questions."""
-    from .training import follow_up_rng
-
     drawn = draw_items(mixture, settings.seed, step, settings.steps, settings.batch_size)
     examples = []
     for slot, (name, item) in enumerate(drawn):
         extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
         examples.append(encode(loaded, item, label=name, follow_ups=extra))
     return examples
+
+
+def follow_up_rng(settings: TrainSettings, step: int, slot: int) -> np.random.Generator:
+    """The random source of one item's follow-up questions: a function of (seed, step, slot) only."""
+    return np.random.default_rng([settings.seed, step, slot, 1])
 
 
 class StepData:

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import transformers
 from tqdm import tqdm
@@ -232,11 +231,6 @@ def _train_step(
         "seconds": round(time.monotonic() - t0, 3),
         "variant_loss": variant_losses,
     }
-
-
-def follow_up_rng(settings: TrainSettings, step: int, slot: int) -> np.random.Generator:
-    """The random source of one item's follow-up questions: a function of (seed, step, slot) only."""
-    return np.random.default_rng([settings.seed, step, slot, 1])
 
 
 def train_step_loss(
