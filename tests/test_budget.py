@@ -142,7 +142,7 @@ def test_bad_budgets_raise_one_clear_error(bad):
     [{"theta": 1.5}, {"chunk_size": 0}, {"window": 0}, {"pooling_kernel": 4}, {"score": "nope"},
      {"head_types": "both"}, {"cold_tier": "gpu"}, {"sinks": -1}, {"token_scores": "all"}, {"merge": "max"},
      {"fastv_layer": 0}, {"fastv_layer": 1.5}, {"selector": "fastv"}, {"uniform_share": 1.5},
-     {"allocator": "profile"}],
+     {"allocator": "profile"}, {"chunk_scoring": "mean"}],
 )
 def test_bad_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):

@@ -62,6 +62,10 @@ def test_full_budget_is_exact_with_a_dynamic_core(tiny):
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", dynamic_core=0.5)
 
 
+def test_full_budget_is_exact_with_max_chunk_scoring(tiny):
+    check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", chunk_scoring="max")
+
+
 def last_cases():
     """One case per family: two images for the VLMs, text for the text-only models."""
     for family in FAMILIES:

@@ -45,9 +45,17 @@ def test_chunk_score_never_below_true_max(seed, n_chunks, chunk, dim, rows, scal
     query = torch.randn(1, rows, dim, generator=g) * scale
     kmin, kmax = chunk_bounds(keys[0])
     bound = upper_bound_scores(query, kmin[None], kmax[None])[0]  # [n_chunks]
-    true = torch.einsum("rd,ncd->nrc", query[0], keys[0]).amax(-1).sum(-1)  # best key per row, summed over rows
+    per_row = torch.einsum("rd,ncd->nrc", query[0], keys[0]).amax(-1)  # best key of each chunk per row
+    true = per_row.sum(-1)
     tol = 1e-5 * (1 + true.abs())
     assert torch.all(bound >= true - tol)
+    # "max" bounds every row's best key, and is itself reached by some row's bound (it is not looser)
+    bound_max = upper_bound_scores(query, kmin[None], kmax[None], "max")[0]
+    top = per_row.amax(-1)
+    assert torch.all(bound_max >= top - 1e-5 * (1 + top.abs()))
+    each = [upper_bound_scores(query[:, r : r + 1], kmin[None], kmax[None])[0] for r in range(rows)]
+    per_row_bounds = torch.stack(each)
+    torch.testing.assert_close(bound_max, per_row_bounds.amax(0))
 
 
 @SETTINGS

@@ -14,6 +14,7 @@ from .errors import BudgetError, ConfigError
 
 HeadTypePolicy = Literal["online", "static", "dynamic"]
 ColdTier = Literal["host", "disk"]
+ChunkScoring = Literal["sum", "max"]
 
 
 def validate_budget(budget: float | int) -> float | int:
@@ -109,6 +110,10 @@ class HybridKVConfig:
     """Beyond the paper: the share of a dynamic head's retrieval budget spent on a resident core, the tokens
     its selector ranks highest at prefill (as a static head keeps them); the rest goes to retrieved chunks,
     which then never hold a core token. 0 is the paper's pure retrieval."""
+    chunk_scoring: ChunkScoring = "sum"
+    """How a GQA group's query heads rank a dynamic head's chunks: ``sum`` bounds the group's summed logit (one
+    ranking for the group, Quest's bound applied to the sum); ``max`` takes, per chunk, the highest bound of any
+    query head in the group, so a chunk one head needs is not outvoted by the others."""
     lru_extra_chunks: int = 0
     """Resident chunk slots per dynamic head beyond what one step attends (kept for reuse, LRU)."""
     cold_tier: ColdTier = "host"
@@ -162,6 +167,8 @@ class HybridKVConfig:
             raise ConfigError(f"dynamic_core must be in [0, 1), got {self.dynamic_core}")
         if self.pooling_kernel % 2 == 0:
             raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
+        if self.chunk_scoring not in ("sum", "max"):
+            raise ConfigError(f"chunk_scoring must be 'sum' or 'max', got {self.chunk_scoring!r}")
         if self.cold_tier not in ("host", "disk"):
             raise ConfigError(f"cold_tier must be 'host' or 'disk', got {self.cold_tier!r}")
         from .classify import MODES, RULES, SCORES  # local import: classify depends on nothing here

@@ -38,6 +38,7 @@ class ChunkStore:
         slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         tier: HostTier | DiskTier,
         device: torch.device,
+        scoring: str = "sum",
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
 
@@ -48,6 +49,7 @@ class ChunkStore:
         copies of its last key (harmless for min/max) and its padding is never attended.
         """
         self.device = device
+        self.scoring = scoring
         self.chunk_size = c = chunk_size
         n_tokens = torch.tensor([t.shape[0] for t in tokens_k], dtype=torch.long)
         n_chunks = (n_tokens + c - 1) // c
@@ -113,7 +115,7 @@ class ChunkStore:
         if s == 0:
             empty = torch.zeros(self.n_heads, 0, dtype=torch.long, device=self.device)
             return empty, empty.bool()
-        scores = upper_bound_scores(queries, self.kmin, self.kmax)
+        scores = upper_bound_scores(queries, self.kmin, self.kmax, self.scoring)
         scores.masked_fill_(~self.chunk_valid, float("-inf"))
         top = scores.topk(s, dim=-1).indices
         valid = torch.arange(s, device=self.device)[None, :] < self.n_select[:, None]

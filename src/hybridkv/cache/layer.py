@@ -305,6 +305,7 @@ class HybridLayer(CacheLayerMixin):
         self.chunks = ChunkStore(
             bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size, n_slots=n_slots,
             slots=self.hot.slot_views(cfg.chunk_size), tier=self.ctx.tier, device=key.device,
+            scoring=cfg.chunk_scoring,
         )
         self.dyn_index = torch.tensor([(bi, hi) for bi, hi, *_ in plan], dtype=torch.long, device=key.device)
         # warm the slots with the chunks the observation window itself would pick

@@ -29,15 +29,23 @@ def chunk_bounds(chunk_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return _round_outward(kmin, up=False), _round_outward(kmax, up=True)
 
 
-def upper_bound_scores(query: torch.Tensor, kmin: torch.Tensor, kmax: torch.Tensor) -> torch.Tensor:
-    """Upper bound of q . k per chunk, summed over the query rows of a KV group.
+def upper_bound_scores(
+    query: torch.Tensor, kmin: torch.Tensor, kmax: torch.Tensor, reduce: str = "sum"
+) -> torch.Tensor:
+    """Upper bound of q . k per chunk for the query rows of a KV group, combined by ``reduce``.
 
     query [N, R, D] (R = query heads x positions sharing one selection); kmin/kmax [N, C, D].
-    Returns [N, C]. Summing over R makes one selection serve the whole GQA group.
+    Returns [N, C]. ``sum`` bounds the rows' summed logit (one matmul: the positive and negative parts are
+    summed over R first); ``max`` takes each chunk's highest per-row bound, so one row's strong match counts
+    in full.
     """
     dt = query.dtype
-    pos = query.clamp(min=0).sum(1, keepdim=True)  # sum_r q+_r : [N, 1, D]
-    neg = query.clamp(max=0).sum(1, keepdim=True)
-    hi = torch.matmul(pos, kmax.to(dt).transpose(1, 2))
-    lo = torch.matmul(neg, kmin.to(dt).transpose(1, 2))
-    return (hi + lo).squeeze(1)
+    if reduce == "sum":
+        pos = query.clamp(min=0).sum(1, keepdim=True)  # sum_r q+_r : [N, 1, D]
+        neg = query.clamp(max=0).sum(1, keepdim=True)
+    elif reduce == "max":
+        pos, neg = query.clamp(min=0), query.clamp(max=0)  # [N, R, D]
+    else:
+        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
+    bound = torch.matmul(pos, kmax.to(dt).transpose(1, 2)) + torch.matmul(neg, kmin.to(dt).transpose(1, 2))
+    return bound.amax(1)

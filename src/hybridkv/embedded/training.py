@@ -168,22 +168,24 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     deadline = None if options.max_minutes is None else started + 60.0 * options.max_minutes
     last = settings.steps if options.stop_after is None else min(settings.steps, options.stop_after)
     bar = tqdm(total=settings.steps, initial=step, disable=not options.progress, unit="step", dynamic_ncols=True)
-    while step < last:
-        record = _train_step(loaded, optimizer, data.get(step, last), settings, step)
-        step += 1
-        losses.append(record["loss"])
-        log.write(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", s_step=f"{record['seconds']:.2f}")
-        if options.eval_every and step % options.eval_every == 0 and step < settings.steps:
-            _report(bar.write, log, step, evaluate(loaded, n_per_task=options.eval_items, tasks=eval_tasks))
-        if options.checkpoint_every and step % options.checkpoint_every == 0:
-            checkpoint()
-        if deadline is not None and time.monotonic() >= deadline:
-            bar.write(f"wall-clock budget of {options.max_minutes} min used at step {step}; saving")
-            break
-    bar.close()
-    data.close()
+    try:  # the worker pool and the bar are released on an interrupt or an error too
+        while step < last:
+            record = _train_step(loaded, optimizer, data.get(step, last), settings, step)
+            step += 1
+            losses.append(record["loss"])
+            log.write(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", s_step=f"{record['seconds']:.2f}")
+            if options.eval_every and step % options.eval_every == 0 and step < settings.steps:
+                _report(bar.write, log, step, evaluate(loaded, n_per_task=options.eval_items, tasks=eval_tasks))
+            if options.checkpoint_every and step % options.checkpoint_every == 0:
+                checkpoint()
+            if deadline is not None and time.monotonic() >= deadline:
+                bar.write(f"wall-clock budget of {options.max_minutes} min used at step {step}; saving")
+                break
+    finally:
+        bar.close()
+        data.close()
     checkpoint()
     results = evaluate(loaded, n_per_task=options.final_eval_items, tasks=eval_tasks)
     _report(tqdm.write, log, step, results)
