@@ -102,6 +102,22 @@ def test_labels_cover_only_answer_and_end_of_turn(model):
         assert torch.equal(example.input_ids[:-n], prompt)
 
 
+def test_per_label_losses_leave_out_end_of_turn(model):
+    from hybridkv.embedded.training import answer_token_losses, train_step_loss
+
+    tok = model.tokenizer
+    examples = [encode(model, item) for item in generate_items("text_copy", "train", 3, distractor_prob=0.0)]
+    torch.manual_seed(0)
+    step_loss, per_label = train_step_loss(model, examples, max_tokens=4096)
+    model.model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        losses, _, targets = answer_token_losses(model, collate(examples, tok.pad_token_id))
+    words = targets != tok.eos_token_id
+    assert words.sum() == 3 and (~words).sum() == 3  # one word and one end-of-turn per answer
+    assert step_loss == pytest.approx(float(losses.mean()), rel=1e-4)  # the optimised loss keeps both
+    assert per_label["text_copy"] == pytest.approx(float(losses[words].mean()), abs=1e-4)
+
+
 def test_collate_left_pads_and_masks_padding(model):
     items = [generate_items(t, "train", 1)[0] for t in ("attribute", "text_copy", "counting")]
     examples = [encode(model, it) for it in items]

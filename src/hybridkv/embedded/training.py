@@ -238,7 +238,12 @@ def _train_step(
 def train_step_loss(
     loaded: LoadedModel, examples: Sequence[Example], max_tokens: int, visual_mean_penalty: float = 0.0
 ) -> tuple[float, dict[str, float]]:
-    """Accumulate gradients of the step's mean answer-token loss; return it and its mean per example label.
+    """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
+
+    The step's loss covers every supervised token, the end-of-turn tokens included. The per-label losses
+    leave the end-of-turn tokens out: they are the loss of the answers' own tokens, to compare with
+    ln(number of plausible answers). (End-of-turn is learned within a few dozen steps; averaged in, it
+    would halve a one-token answer's loss and make a plateau at the answer prior look like progress.)
 
     ``visual_mean_penalty`` adds that weight times the mean square of the mean visual token (the patch
     merger's output averaged over a micro-batch's visual tokens). Trained from scratch, the merger otherwise
@@ -255,13 +260,14 @@ def train_step_loss(
     try:
         for group in micro_batches(examples, max_tokens):
             merged.clear()
-            token_loss, rows = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
+            token_loss, rows, targets = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
             loss = token_loss.sum() / total_tokens
             if visual_mean_penalty and merged:
                 common = torch.cat(merged).mean(dim=0)
                 loss = loss + visual_mean_penalty * common.pow(2).mean() * len(group) / len(examples)
             loss.backward()
-            step_loss += _accumulate(per_label, group, token_loss, rows, total_tokens)
+            is_answer = targets != loaded.tokenizer.eos_token_id
+            step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
     finally:
         handle.remove()
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
@@ -272,19 +278,23 @@ def _accumulate(
     group: Sequence[Example],
     token_loss: torch.Tensor,
     rows: torch.Tensor,
+    is_answer: torch.Tensor,
     total: int,
 ) -> float:
-    """Add a micro-batch's token losses to the per-label sums; return its share of the step's mean loss."""
+    """Add a micro-batch's answer-token losses to the per-label sums; return its share of the step's mean loss."""
     values = token_loss.detach().cpu()
-    for row, value in zip(rows.tolist(), values.tolist(), strict=True):
+    keep = is_answer.cpu()
+    for row, value in zip(rows[keep].tolist(), values[keep].tolist(), strict=True):
         acc = per_label[group[row].label]
         acc[0] += value
         acc[1] += 1
     return float(values.sum()) / total
 
 
-def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of each supervised token and the batch row it belongs to.
+def answer_token_losses(
+    loaded: LoadedModel, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cross-entropy of each supervised token, the batch row it belongs to, and its target id.
 
     The output projection runs only on the positions that predict a label, not on every prompt and image
     position.
@@ -296,7 +306,8 @@ def answer_token_losses(loaded: LoadedModel, batch: dict[str, torch.Tensor]) -> 
     mask = targets != IGNORE_INDEX
     logits = loaded.model.lm_head(hidden[:, :-1][mask])
     rows = torch.nonzero(mask)[:, 0]
-    return torch.nn.functional.cross_entropy(logits, targets[mask], reduction="none"), rows
+    chosen = targets[mask]
+    return torch.nn.functional.cross_entropy(logits, chosen, reduction="none"), rows, chosen
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
