@@ -91,6 +91,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"extra questions per item about the same images, as later turns (default {DEFAULTS.follow_ups})",
     )
     run.add_argument(
+        "--readouts",
+        type=int,
+        help=f"read-out turns per item: a whole list, grid row or scene spelled out (default {DEFAULTS.readouts})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -122,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "seed": args.seed,
         "max_tokens": args.max_tokens,
         "follow_ups": args.follow_ups,
+        "readouts": args.readouts,
         "visual_mean_penalty": args.visual_mean_penalty,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

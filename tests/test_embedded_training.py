@@ -170,7 +170,7 @@ def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
     from hybridkv.embedded.prefetch import StepData
     from hybridkv.embedded.training import TrainSettings
 
-    settings = TrainSettings(steps=50, batch_size=3, follow_ups=1)
+    settings = TrainSettings(steps=50, batch_size=3, follow_ups=1, readouts=1)
     mixture = select(DEFAULT_MIXTURE, None)
     with StepData(model, mixture, settings) as here, StepData(model, mixture, settings, workers=2) as ahead:
         for step in (0, 1, 2, 7):  # a skipped step is computed on demand
@@ -180,3 +180,21 @@ def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
                 for name in ("input_ids", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw"):
                     x, y = getattr(a, name), getattr(b, name)
                     assert (x is None and y is None) or torch.equal(x, y), name
+
+
+def test_readouts_add_supervised_turns_after_the_question(model):
+    from hybridkv.embedded.mixture import Variant
+    from hybridkv.embedded.prefetch import step_examples
+    from hybridkv.embedded.training import TrainSettings
+
+    mixture = (Variant("tc", "text_copy", 1.0, {"distractor_prob": 0.0}),)
+    plain = step_examples(model, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0), 0)
+    read = step_examples(model, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0, readouts=1), 0)
+    tok = model.tokenizer
+    for a, b in zip(plain, read, strict=True):
+        assert torch.equal(b.input_ids[: len(a)], a.input_ids)  # the item's own turn is unchanged
+        tail = tok.decode(b.input_ids[len(a) :])
+        assert "Repeat the list." in tail
+        assert b.answer_tokens > a.answer_tokens + 3  # every listed word (and the spaces) supervised
+    with pytest.raises(ConfigError):
+        TrainSettings(readouts=-1)

@@ -21,6 +21,7 @@ from hybridkv.models import LoadedModel
 from .examples import Example, encode
 from .mixture import Variant, draw_items
 from .questions import follow_ups as draw_follow_ups
+from .readouts import readouts
 
 if TYPE_CHECKING:
     from .training import TrainSettings
@@ -35,13 +36,15 @@ def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: Tra
     examples = []
     for slot, (name, item) in enumerate(drawn):
         extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
+        extra += readouts(item, settings.readouts, follow_up_rng(settings, step, slot, stream=2))
         examples.append(encode(loaded, item, label=name, follow_ups=extra))
     return examples
 
 
-def follow_up_rng(settings: TrainSettings, step: int, slot: int) -> np.random.Generator:
-    """The random source of one item's follow-up questions: a function of (seed, step, slot) only."""
-    return np.random.default_rng([settings.seed, step, slot, 1])
+def follow_up_rng(settings: TrainSettings, step: int, slot: int, stream: int = 1) -> np.random.Generator:
+    """The random source of one item's follow-up questions (``stream`` 1) or read-outs (2): a function of
+    (seed, step, slot) only."""
+    return np.random.default_rng([settings.seed, step, slot, stream])
 
 
 class StepData:

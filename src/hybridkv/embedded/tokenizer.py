@@ -25,6 +25,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 from transformers import PreTrainedTokenizerFast
 
 from hybridkv.data import TASKS, answer_vocabulary, generate_items
+from hybridkv.embedded.readouts import readout_prompts
 from hybridkv.models.tokenizer import QWEN_VL_NUMBERED_CHAT_TEMPLATE, QWEN_VL_TOKENS, TokenizerSpec, wrap_backend
 
 VOCAB_SIZE = 1024
@@ -50,6 +51,7 @@ def suite_corpus(items_per_task: int = CORPUS_ITEMS_PER_TASK) -> Iterator[str]:
     # The chat template's own words ("user", "assistant"), as they appear around a turn.
     yield from ("<|im_start|>user\n", "<|im_start|>assistant\n") * _ANSWER_REPEATS
     yield " ".join(f"Image {i}:" for i in range(1, 17))
+    yield from readout_prompts() * _ANSWER_REPEATS  # training-only turns (hybridkv.embedded.readouts)
     # Numbers the prompts and answers may use under non-default task options.
     yield " ".join(str(i) for i in range(100))
 

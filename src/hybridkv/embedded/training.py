@@ -54,13 +54,15 @@ class TrainSettings:
     follow_ups: int = 3
     visual_mean_penalty: float = 0.1
     """Weight of a penalty on the mean visual token (see :func:`train_step_loss`); 0 turns it off."""
-    """Extra questions about each item's images, asked as later turns (see ``hybridkv.embedded.questions``)."""
+    readouts: int = 0
+    """Read-out turns per item (a whole list, grid row or scene spelled out; see ``hybridkv.embedded.readouts``),
+    asked after the follow-ups."""
 
     def __post_init__(self) -> None:
         if self.visual_mean_penalty < 0:
             raise ConfigError(f"visual_mean_penalty={self.visual_mean_penalty} must be non-negative")
-        if self.follow_ups < 0:
-            raise ConfigError(f"follow_ups={self.follow_ups} must be non-negative")
+        if self.follow_ups < 0 or self.readouts < 0:
+            raise ConfigError(f"follow_ups={self.follow_ups} and readouts={self.readouts} must be non-negative")
         for name in ("steps", "batch_size", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")

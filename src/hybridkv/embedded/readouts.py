@@ -1,0 +1,93 @@
+"""Read-out turns: training questions whose answer spells out a whole list, grid row or scene.
+
+A suite question has a one-word answer, so a training item supervises one choice of one token among
+hundreds of prompt and visual tokens, and a model trained from scratch only gets that signal once per
+item. Before it can answer such questions it must learn to attend to a chosen token at all (the
+"induction" step), and with one supervised word per item that takes thousands of steps. A read-out
+("Repeat the list.", "Read row 3.", "Name the objects.") supervises every token of its answer, each
+a copy of one listed word or one visual token in reading order: the same attention, many times per
+forward. In a text-only probe (docs/embedded-model.md) half the batch on "Repeat the list." made the
+copy attention appear within about a thousand steps, where one-word questions alone had not in two
+thousand.
+
+Read-outs are training-only turns, asked after an item's own question about the same prompt and
+images (train-split items only); they never reach evaluation. Scenes are read row by row, left to
+right, as their slots are laid out. Video items get none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hybridkv.data import TaskItem
+
+ReadOut = tuple[str, str]
+
+
+def _objects(objects: Sequence[Mapping[str, Any]]) -> str:
+    ordered = sorted(objects, key=lambda o: (o["row"], o["col"]))
+    return " ".join(f"{o['colour']} {o['shape']}" for o in ordered)
+
+
+def _text_copy(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+    return "Repeat the list.", " ".join(meta["words"])
+
+
+def _grid_row(cells: Sequence[Sequence[str]], row: int) -> str:
+    return " ".join(cells[row - 1])
+
+
+def _grid(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+    cells = meta["grid"]["cells"]
+    row = int(rng.integers(len(cells))) + 1
+    return f"Read row {row}.", _grid_row(cells, row)
+
+
+def _long_mixed(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+    image = int(rng.integers(len(meta["grids"]))) + 1
+    cells = meta["grids"][image - 1]["cells"]
+    row = int(rng.integers(len(cells))) + 1
+    return f"In image {image}, read row {row}.", _grid_row(cells, row)
+
+
+def _scene(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+    return "Name the objects.", _objects(meta["objects"])
+
+
+def _multi_image(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+    image = int(rng.integers(len(meta["images"]))) + 1
+    return f"In image {image}, name the objects.", _objects(meta["images"][image - 1]["objects"])
+
+
+READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], ReadOut]] = {
+    "text_copy": _text_copy,
+    "grid": _grid,
+    "long_mixed": _long_mixed,
+    "attribute": _scene,
+    "counting": _scene,
+    "multi_image": _multi_image,
+}
+
+
+def readouts(item: TaskItem, n: int, rng: np.random.Generator) -> list[ReadOut]:
+    """Up to ``n`` distinct read-out (prompt, answer) pairs about ``item``'s prompt and images."""
+    make = READOUTS.get(item.task)
+    if make is None or n <= 0 or item.split != "train":
+        return []
+    out: list[ReadOut] = []
+    for _ in range(4 * n):  # repeats (the same row drawn twice) are skipped
+        pair = make(item.meta, rng)
+        if pair[1] and pair not in out:
+            out.append(pair)
+        if len(out) == n:
+            break
+    return out
+
+
+def readout_prompts() -> list[str]:
+    """Every read-out prompt form, for the tokenizer's corpus."""
+    return ["Repeat the list.", "Read row 1.", "In image 1, read row 1.", "Name the objects.",
+            "In image 1, name the objects."]  # fmt: skip
