@@ -105,7 +105,7 @@ def collect_metadata(config: EvalConfig, loaded: Any = None) -> dict[str, Any]:
         "versions": versions(),
         "git": git_state(),
         "machine": machine(),
-        "argv": list(sys.argv),
+        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else [],  # no install path of this machine
         "model": model_info(loaded) if loaded is not None else {"name": config.model},
         "config": config.to_dict(),
     }
