@@ -62,8 +62,8 @@ def test_full_budget_is_exact_with_a_dynamic_core(tiny):
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", dynamic_core=0.5)
 
 
-def test_full_budget_is_exact_with_max_chunk_scoring(tiny):
-    check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", chunk_scoring="max")
+def test_full_budget_is_exact_with_summed_chunk_scoring(tiny):
+    check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", chunk_scoring="sum")
 
 
 def last_cases():

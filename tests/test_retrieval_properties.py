@@ -103,7 +103,7 @@ def test_retrieval_attends_at_most_the_budget(seed, n_select, n_chunks):
         assert int(store.slot_active.sum()) == n_select
         assert int(hot.active.sum()) <= n_select * 4  # tokens attended never exceed the budget
         # the resident, active chunks are exactly the top-scored ones for this query
-        scores = upper_bound_scores(query, store.kmin, store.kmax)[0]
+        scores = upper_bound_scores(query, store.kmin, store.kmax, store.scoring)[0]
         expected = set(scores.topk(n_select).indices.tolist()) if n_select else set()
         assert set(store.slot_chunk[store.slot_active].tolist()) == expected
 

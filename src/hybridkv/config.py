@@ -110,10 +110,11 @@ class HybridKVConfig:
     """Beyond the paper: the share of a dynamic head's retrieval budget spent on a resident core, the tokens
     its selector ranks highest at prefill (as a static head keeps them); the rest goes to retrieved chunks,
     which then never hold a core token. 0 is the paper's pure retrieval."""
-    chunk_scoring: ChunkScoring = "sum"
-    """How a GQA group's query heads rank a dynamic head's chunks: ``sum`` bounds the group's summed logit (one
-    ranking for the group, Quest's bound applied to the sum); ``max`` takes, per chunk, the highest bound of any
-    query head in the group, so a chunk one head needs is not outvoted by the others."""
+    chunk_scoring: ChunkScoring = "max"
+    """How a GQA group's query heads rank a dynamic head's chunks: ``max`` takes, per chunk, the highest bound of
+    any query head in the group, so a chunk one head needs is not outvoted by the others; ``sum`` bounds the
+    group's summed logit (one matmul fewer per step). ``max`` scored as well or better in every SmolLM2 comparison
+    (docs/method.md, section 4), so it is the default."""
     lru_extra_chunks: int = 0
     """Resident chunk slots per dynamic head beyond what one step attends (kept for reuse, LRU)."""
     cold_tier: ColdTier = "host"

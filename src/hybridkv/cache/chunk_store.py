@@ -38,7 +38,7 @@ class ChunkStore:
         slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         tier: HostTier | DiskTier,
         device: torch.device,
-        scoring: str = "sum",
+        scoring: str = "max",
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
 
