@@ -6,9 +6,10 @@ item. Before it can answer such questions it must learn to attend to a chosen to
 "induction" step), and with one supervised word per item that takes thousands of steps. A read-out
 ("Repeat the list.", "Read row 3.", "Name the objects.") supervises every token of its answer, each
 a copy of one listed word or one visual token in reading order: the same attention, many times per
-forward. In a text-only probe (docs/embedded-model.md) half the batch on "Repeat the list." made the
-copy attention appear within about a thousand steps, where one-word questions alone had not in two
-thousand.
+forward. In a text-only probe (docs/embedded-model.md), half of each batch being "Repeat the list."
+items of their own made the copy attention appear within about 1,400 steps, where one-word questions
+alone had not in two thousand. Asked as a later turn of the item's conversation, as here, it had not
+yet done so after 1,148 steps of the one run made so far.
 
 Read-outs are training-only turns, asked after an item's own question about the same prompt and
 images (train-split items only); they never reach evaluation. Scenes are read row by row, left to
