@@ -25,7 +25,7 @@ def make_store(bodies_k, bodies_v, n_select, chunk, extra):
                    torch.arange(heads).repeat_interleave(torch.tensor(n_slots)), chunk)
     store = ChunkStore(
         bodies_k, bodies_v, list(range(heads)), n_select, chunk_size=chunk, n_slots=n_slots,
-        slots=hot.slot_views(chunk), tier=HostTier(), device=torch.device("cpu"),
+        slots=hot.slot_views(chunk), tier=HostTier(), device=torch.device("cpu"), scoring="max",
     )
     return store, hot
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import ChunkScoring
 from .summaries import chunk_bounds, upper_bound_scores
 from .tiers import DiskTier, HostTier
 
@@ -38,10 +39,11 @@ class ChunkStore:
         slots: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         tier: HostTier | DiskTier,
         device: torch.device,
-        scoring: str = "max",
+        scoring: ChunkScoring,
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
 
+        ``scoring`` is the config's ``chunk_scoring`` (how a GQA group's query heads rank chunks).
         ``slots`` are (keys [TS, C, D], values [TS, C, D], active [TS, C]) views of the layer's hot store,
         with ``n_slots[h]`` consecutive slots per head (see ``slot_counts``).
 

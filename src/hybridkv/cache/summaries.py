@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..config import ChunkScoring
+
 SUMMARY_DTYPE = torch.bfloat16
 
 
@@ -30,7 +32,7 @@ def chunk_bounds(chunk_keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def upper_bound_scores(
-    query: torch.Tensor, kmin: torch.Tensor, kmax: torch.Tensor, reduce: str = "sum"
+    query: torch.Tensor, kmin: torch.Tensor, kmax: torch.Tensor, reduce: ChunkScoring = "sum"
 ) -> torch.Tensor:
     """Upper bound of q . k per chunk for the query rows of a KV group, combined by ``reduce``.
 

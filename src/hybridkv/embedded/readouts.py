@@ -27,6 +27,13 @@ from hybridkv.data import TaskItem
 
 ReadOut = tuple[str, str]
 
+# Prompt forms, shared by the generators below and the tokenizer's corpus (readout_prompts).
+_REPEAT = "Repeat the list."
+_READ_ROW = "Read row {row}."
+_READ_IMAGE_ROW = "In image {image}, read row {row}."
+_NAME = "Name the objects."
+_NAME_IN_IMAGE = "In image {image}, name the objects."
+
 
 def _objects(objects: Sequence[Mapping[str, Any]]) -> str:
     ordered = sorted(objects, key=lambda o: (o["row"], o["col"]))
@@ -34,7 +41,7 @@ def _objects(objects: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _text_copy(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
-    return "Repeat the list.", " ".join(meta["words"])
+    return _REPEAT, " ".join(meta["words"])
 
 
 def _grid_row(cells: Sequence[Sequence[str]], row: int) -> str:
@@ -44,23 +51,23 @@ def _grid_row(cells: Sequence[Sequence[str]], row: int) -> str:
 def _grid(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
     cells = meta["grid"]["cells"]
     row = int(rng.integers(len(cells))) + 1
-    return f"Read row {row}.", _grid_row(cells, row)
+    return _READ_ROW.format(row=row), _grid_row(cells, row)
 
 
 def _long_mixed(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
     image = int(rng.integers(len(meta["grids"]))) + 1
     cells = meta["grids"][image - 1]["cells"]
     row = int(rng.integers(len(cells))) + 1
-    return f"In image {image}, read row {row}.", _grid_row(cells, row)
+    return _READ_IMAGE_ROW.format(image=image, row=row), _grid_row(cells, row)
 
 
 def _scene(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
-    return "Name the objects.", _objects(meta["objects"])
+    return _NAME, _objects(meta["objects"])
 
 
 def _multi_image(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
     image = int(rng.integers(len(meta["images"]))) + 1
-    return f"In image {image}, name the objects.", _objects(meta["images"][image - 1]["objects"])
+    return _NAME_IN_IMAGE.format(image=image), _objects(meta["images"][image - 1]["objects"])
 
 
 READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], ReadOut]] = {
@@ -90,5 +97,5 @@ def readouts(item: TaskItem, n: int, rng: np.random.Generator) -> list[ReadOut]:
 
 def readout_prompts() -> list[str]:
     """Every read-out prompt form, for the tokenizer's corpus."""
-    return ["Repeat the list.", "Read row 1.", "In image 1, read row 1.", "Name the objects.",
-            "In image 1, name the objects."]  # fmt: skip
+    forms = (_REPEAT, _READ_ROW, _READ_IMAGE_ROW, _NAME, _NAME_IN_IMAGE)
+    return [form.format(image=1, row=1) for form in forms]
