@@ -182,6 +182,23 @@ def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
                     assert (x is None and y is None) or torch.equal(x, y), name
 
 
+def test_late_workers_are_shut_and_the_step_is_prepared_here(model):
+    """A worker that does not answer in time costs a warning, never a hung run or different data."""
+    from hybridkv.embedded.prefetch import StepData
+    from hybridkv.embedded.training import TrainSettings
+
+    settings = TrainSettings(steps=5, batch_size=2)
+    mixture = select(DEFAULT_MIXTURE, None)
+    with StepData(model, mixture, settings) as here, StepData(model, mixture, settings, workers=1, timeout_s=0) as late:
+        with pytest.warns(RuntimeWarning, match="main process"):
+            first = late.get(0, 5)  # the spawned worker is still importing torch
+        assert late._pool is None
+        for step, examples in ((0, first), (1, late.get(1, 5))):
+            mine = here.get(step, 5)
+            assert len(mine) == len(examples) == 2
+            assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(mine, examples, strict=True))
+
+
 def test_readouts_add_supervised_turns_after_the_question(model):
     from hybridkv.embedded.mixture import Variant
     from hybridkv.embedded.prefetch import step_examples

@@ -53,6 +53,10 @@ class Variant:
         if self.weight < 0 or (self.start_weight is not None and self.start_weight < 0):
             raise ConfigError(f"mixture variant {self.name!r} has a negative weight")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled through the constructor (data workers receive the mixture; a read-only view cannot be)."""
+        return (Variant, (self.name, self.task, self.weight, dict(self.options), self.start_weight))
+
     def weight_at(self, progress: float) -> float:
         """Weight at ``progress`` (0 = first step, 1 = last) of the run."""
         if self.start_weight is None:

@@ -2,19 +2,28 @@
 
 Drawing items (rendering images) and encoding them (tokenizing, patchifying) is host work of about
 10 ms an item. On CPU it is a small share of a step, but on a GPU it is the whole step unless it
-overlaps with the model's work, so ``StepData`` can hand it to a pool of forked workers that stay a
-bounded number of steps ahead. A step's examples are a function of (settings, step) alone, so the
-data, and the run, are the same for any worker count.
+overlaps with the model's work, so ``StepData`` can hand it to a pool of workers that stay a bounded
+number of steps ahead. A step's examples are a function of (settings, step) alone, so the data, and
+the run, are the same for any worker count.
+
+Workers are spawned, not forked: a fork copies the parent's thread pools and locks (torch's, the
+tokenizer's) in whatever state they are in, and a worker can then wait forever on a lock no thread
+will release. They get the tokenizer, processor and adapter but not the weights (encoding needs only
+the model's config and dtype). A step a worker does not deliver in time is computed here instead,
+and the pool is shut, so a stuck worker costs a warning, never a hung run.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from transformers import PretrainedConfig
 
 from hybridkv.models import LoadedModel
 
@@ -28,6 +37,8 @@ if TYPE_CHECKING:
 
 # Steps prepared ahead per worker: enough to hide uneven item costs, bounded so memory stays small.
 _AHEAD_PER_WORKER = 4
+# Seconds to wait for a step from the workers (the first includes their start-up: importing torch).
+_WORKER_TIMEOUT_S = 120.0
 
 
 def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: TrainSettings, step: int) -> list[Example]:
@@ -51,20 +62,26 @@ class StepData:
     """``get(step)`` returns :func:`step_examples`, computed here (``workers=0``) or ahead in workers.
 
     Steps must be asked for in increasing order. Use as a context manager so that the workers end.
-    Workers are forked, so create this before the parent touches a GPU.
     """
 
     def __init__(
-        self, loaded: LoadedModel, mixture: Sequence[Variant], settings: TrainSettings, workers: int = 0
+        self,
+        loaded: LoadedModel,
+        mixture: Sequence[Variant],
+        settings: TrainSettings,
+        workers: int = 0,
+        timeout_s: float = _WORKER_TIMEOUT_S,
     ) -> None:
         self._args = (loaded, tuple(mixture), settings)
         self._pool = None
         self._pending: dict[int, Any] = {}
         self._next = 0
         self._ahead = max(1, workers) * _AHEAD_PER_WORKER
+        self._timeout_s = timeout_s
         if workers > 0:
-            context = multiprocessing.get_context("fork")
-            self._pool = context.Pool(workers, initializer=_init_worker, initargs=self._args)
+            host = replace(loaded, model=_HostModel(loaded.model.config, loaded.model.dtype))
+            context = multiprocessing.get_context("spawn")
+            self._pool = context.Pool(workers, initializer=_init_worker, initargs=(host, *self._args[1:]))
 
     def get(self, step: int, last: int) -> list[Example]:
         """Examples of ``step``; with workers, also queues the steps after it, up to ``last`` (exclusive)."""
@@ -79,19 +96,39 @@ class StepData:
         result = self._pending.pop(step, None)
         if result is None:
             return step_examples(*self._args, step)
-        return [_unpack(packed) for packed in result.get()]
+        try:
+            return [_unpack(packed) for packed in result.get(timeout=self._timeout_s)]
+        except multiprocessing.TimeoutError:
+            warnings.warn(
+                f"data workers gave no examples for step {step} in {self._timeout_s:.0f} s; preparing the rest "
+                "of the run in the main process (the data are the same, only slower)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self.close()
+            return step_examples(*self._args, step)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+            self._pending.clear()
 
     def __enter__(self) -> StepData:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _HostModel:
+    """What encoding reads from a model, without its weights: workers never run the model."""
+
+    config: PretrainedConfig
+    dtype: torch.dtype
+    device: torch.device = torch.device("cpu")
 
 
 # Set once in each worker process by the pool's initializer (the parent never writes it).

@@ -144,7 +144,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     mixture = select(options.mixture, settings.tasks)
     loaded = build_untrained(settings.seed)
-    data = StepData(loaded, mixture, settings, workers=options.data_workers)  # forks before any GPU use
+    data = StepData(loaded, mixture, settings, workers=options.data_workers)
     model = loaded.model
     model.to(options.device)
     model.train()
@@ -173,6 +173,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     try:  # the worker pool and the bar are released on an interrupt or an error too
         while step < last:
             record = _train_step(loaded, optimizer, data.get(step, last), settings, step)
+            record["elapsed"] = round(elapsed(), 2)  # wall-clock seconds of the run, data preparation included
             step += 1
             losses.append(record["loss"])
             log.write(record)
