@@ -96,6 +96,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"read-out turns per item: a whole list, grid row or scene spelled out (default {DEFAULTS.readouts})",
     )
     run.add_argument(
+        "--readout-items",
+        type=float,
+        help="share of items asked a read-out instead of their own question, as items of their own "
+        f"(default {DEFAULTS.readout_items})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -128,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "max_tokens": args.max_tokens,
         "follow_ups": args.follow_ups,
         "readouts": args.readouts,
+        "readout_items": args.readout_items,
         "visual_mean_penalty": args.visual_mean_penalty,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

@@ -30,7 +30,7 @@ from hybridkv.models import LoadedModel
 from .examples import Example, encode
 from .mixture import Variant, draw_items
 from .questions import follow_ups as draw_follow_ups
-from .readouts import readouts
+from .readouts import as_readout_item, readouts
 
 if TYPE_CHECKING:
     from .training import TrainSettings
@@ -46,6 +46,12 @@ def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: Tra
     drawn = draw_items(mixture, settings.seed, step, settings.steps, settings.batch_size)
     examples = []
     for slot, (name, item) in enumerate(drawn):
+        if settings.readout_items:
+            rng = follow_up_rng(settings, step, slot, stream=3)
+            readout = as_readout_item(item, rng) if rng.random() < settings.readout_items else None
+            if readout is not None:
+                examples.append(encode(loaded, readout, label=f"{name}/readout"))
+                continue
         extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
         extra += readouts(item, settings.readouts, follow_up_rng(settings, step, slot, stream=2))
         examples.append(encode(loaded, item, label=name, follow_ups=extra))
@@ -53,8 +59,8 @@ def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: Tra
 
 
 def follow_up_rng(settings: TrainSettings, step: int, slot: int, stream: int = 1) -> np.random.Generator:
-    """The random source of one item's follow-up questions (``stream`` 1) or read-outs (2): a function of
-    (seed, step, slot) only."""
+    """The random source of one item's follow-up questions (``stream`` 1), read-out turns (2) or read-out item
+    (3): a function of (seed, step, slot) only."""
     return np.random.default_rng([settings.seed, step, slot, stream])
 
 

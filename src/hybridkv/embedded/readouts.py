@@ -11,19 +11,22 @@ items of their own made the copy attention appear within about 1,400 steps, wher
 alone had not in two thousand. Asked as a later turn of the item's conversation, as here, it had not
 yet done so after 1,148 steps of the one run made so far.
 
-Read-outs are training-only turns, asked after an item's own question about the same prompt and
-images (train-split items only); they never reach evaluation. Scenes are read row by row, left to
+Read-outs are training-only: turns asked after an item's own question about the same prompt and
+images, or (``as_readout_item``) an item's own question replaced by one, as the probe did (train-split
+items only); they never reach evaluation. Scenes are read row by row, left to
 right, as their slots are laid out. Video items get none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from hybridkv.data import TaskItem
+from hybridkv.data.question import split_question
 
 ReadOut = tuple[str, str]
 
@@ -93,6 +96,18 @@ def readouts(item: TaskItem, n: int, rng: np.random.Generator) -> list[ReadOut]:
         if len(out) == n:
             break
     return out
+
+
+def as_readout_item(item: TaskItem, rng: np.random.Generator) -> TaskItem | None:
+    """``item`` asked one read-out in place of its own question (same context and images), or None if its
+    task has none."""
+    pairs = readouts(item, 1, rng)
+    if not pairs:
+        return None
+    (prompt, answer) = pairs[0]
+    context, _ = split_question(item.prompt)
+    joint = "" if not context or context.endswith("\n") else " "
+    return replace(item, prompt=context + joint + prompt, answer=answer)
 
 
 def readout_prompts() -> list[str]:

@@ -57,12 +57,17 @@ class TrainSettings:
     readouts: int = 0
     """Read-out turns per item (a whole list, grid row or scene spelled out; see ``hybridkv.embedded.readouts``),
     asked after the follow-ups."""
+    readout_items: float = 0.0
+    """Share of items (of tasks that have read-outs) asked one read-out instead of their own question, as an
+    item of its own: the layout under which a text-only probe learned to copy (see ``hybridkv.embedded.readouts``)."""
 
     def __post_init__(self) -> None:
         if self.visual_mean_penalty < 0:
             raise ConfigError(f"visual_mean_penalty={self.visual_mean_penalty} must be non-negative")
         if self.follow_ups < 0 or self.readouts < 0:
             raise ConfigError(f"follow_ups={self.follow_ups} and readouts={self.readouts} must be non-negative")
+        if not 0.0 <= self.readout_items <= 1.0:
+            raise ConfigError(f"readout_items={self.readout_items} is a share of items; give a value in [0, 1]")
         for name in ("steps", "batch_size", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
