@@ -102,6 +102,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULTS.readout_items})",
     )
     run.add_argument(
+        "--recognition-loss",
+        type=float,
+        help="weight of the loss that trains each visual token to name what it shows "
+        f"(default {DEFAULTS.recognition_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -136,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "readouts": args.readouts,
         "readout_items": args.readout_items,
         "visual_mean_penalty": args.visual_mean_penalty,
+        "recognition_loss": args.recognition_loss,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

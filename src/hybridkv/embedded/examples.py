@@ -22,6 +22,7 @@ from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
 
 from .model import item_images
+from .visual_targets import visual_targets
 
 IGNORE_INDEX = -100
 
@@ -39,6 +40,8 @@ class Example:
     mm_token_type_ids: torch.Tensor
     pixel_values: torch.Tensor | None
     image_grid_thw: torch.Tensor | None
+    visual_targets: torch.Tensor | None = None
+    """Word ids each visual token shows (see ``visual_targets``), for the recognition loss."""
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -83,11 +86,13 @@ def encode(
         mm_token_type_ids=torch.cat([types, torch.zeros(input_ids.shape[0] - types.shape[0], dtype=torch.long)]),
         pixel_values=prompt.get("pixel_values"),
         image_grid_thw=prompt.get("image_grid_thw"),
+        visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
     )
 
 
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``; images in example order."""
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels`` and, with images,
+    ``visual_targets``; images in example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -108,6 +113,8 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
     if with_images:
         batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])
         batch["image_grid_thw"] = torch.cat([e.image_grid_thw for e in with_images])
+        if all(e.visual_targets is not None for e in with_images):
+            batch["visual_targets"] = torch.cat([e.visual_targets for e in with_images])
     return batch
 
 

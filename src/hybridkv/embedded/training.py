@@ -32,6 +32,7 @@ from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
 from .prefetch import StepData
 from .schedule import learning_rate
+from .visual_targets import IGNORE as VISUAL_IGNORE
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
@@ -57,13 +58,19 @@ class TrainSettings:
     readouts: int = 0
     """Read-out turns per item (a whole list, grid row or scene spelled out; see ``hybridkv.embedded.readouts``),
     asked after the follow-ups."""
+    recognition_loss: float = 0.0
+    """Weight of the per-visual-token recognition loss (each token names the words it shows; see
+    ``hybridkv.embedded.visual_targets``); 0 turns it off."""
     readout_items: float = 0.0
     """Share of items (of tasks that have read-outs) asked one read-out instead of their own question, as an
     item of its own: the layout under which a text-only probe learned to copy (see ``hybridkv.embedded.readouts``)."""
 
     def __post_init__(self) -> None:
-        if self.visual_mean_penalty < 0:
-            raise ConfigError(f"visual_mean_penalty={self.visual_mean_penalty} must be non-negative")
+        if self.visual_mean_penalty < 0 or self.recognition_loss < 0:
+            raise ConfigError(
+                f"visual_mean_penalty={self.visual_mean_penalty} and recognition_loss={self.recognition_loss} "
+                "must be non-negative"
+            )
         if self.follow_ups < 0 or self.readouts < 0:
             raise ConfigError(f"follow_ups={self.follow_ups} and readouts={self.readouts} must be non-negative")
         if not 0.0 <= self.readout_items <= 1.0:
@@ -229,7 +236,9 @@ def _train_step(
     lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens, settings.visual_mean_penalty)
+    loss, variant_losses = train_step_loss(
+        loaded, examples, settings.max_tokens, settings.visual_mean_penalty, settings.recognition_loss
+    )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -244,7 +253,11 @@ def _train_step(
 
 
 def train_step_loss(
-    loaded: LoadedModel, examples: Sequence[Example], max_tokens: int, visual_mean_penalty: float = 0.0
+    loaded: LoadedModel,
+    examples: Sequence[Example],
+    max_tokens: int,
+    visual_mean_penalty: float = 0.0,
+    recognition_loss: float = 0.0,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -258,27 +271,65 @@ def train_step_loss(
     grows a common component two orders of magnitude larger than what distinguishes one token from
     another; after the language model's RMSNorm every visual token then looks alike and no question can
     pick out the right one. The penalty removes only the common part; what differs between tokens is free.
+
+    ``recognition_loss`` adds that weight times the mean :func:`recognition_token_losses` of the step's
+    labelled visual tokens; their mean loss is reported under the label ``(recognition)``. Neither extra
+    term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     step_loss = 0.0
     merged: list[torch.Tensor] = []
-    merger = loaded.model.model.visual.merger
-    handle = merger.register_forward_hook(lambda module, args, out: merged.append(out))
+    emitted: list[torch.Tensor] = []  # the vision tower's output, tokens in prompt order
+    visual = loaded.model.model.visual
+    handles = [
+        visual.merger.register_forward_hook(lambda module, args, out: merged.append(out)),
+        visual.register_forward_hook(lambda module, args, out: emitted.append(out.pooler_output)),
+    ]
     try:
         for group in micro_batches(examples, max_tokens):
             merged.clear()
-            token_loss, rows, targets = answer_token_losses(loaded, collate(group, loaded.tokenizer.pad_token_id))
+            emitted.clear()
+            batch = collate(group, loaded.tokenizer.pad_token_id)
+            word_ids = batch.pop("visual_targets", None)
+            token_loss, rows, targets = answer_token_losses(loaded, batch)
             loss = token_loss.sum() / total_tokens
+            share = len(group) / len(examples)
             if visual_mean_penalty and merged:
                 common = torch.cat(merged).mean(dim=0)
-                loss = loss + visual_mean_penalty * common.pow(2).mean() * len(group) / len(examples)
+                loss = loss + visual_mean_penalty * common.pow(2).mean() * share
+            if recognition_loss and word_ids is not None and emitted:
+                recognition = recognition_token_losses(loaded, emitted[0], word_ids)
+                if recognition.numel():
+                    loss = loss + recognition_loss * recognition.mean() * share
+                    acc = per_label["(recognition)"]
+                    acc[0] += float(recognition.detach().sum())
+                    acc[1] += recognition.numel()
             loss.backward()
             is_answer = targets != loaded.tokenizer.eos_token_id
             step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
+
+
+def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, word_ids: torch.Tensor) -> torch.Tensor:
+    """Per labelled visual token: the mean, over the words it shows, of their negative log-likelihood when
+    the token is scored against the (tied) word embeddings through the language model's output head.
+
+    Scoring with the output head pulls a token toward the embeddings of its words, the space the language
+    model already reads words in.
+    """
+    word_ids = word_ids.to(visual_tokens.device)
+    labelled = word_ids[:, 0] != VISUAL_IGNORE
+    if not labelled.any():
+        return visual_tokens.new_zeros(0)
+    logp = torch.log_softmax(loaded.model.lm_head(visual_tokens[labelled]).float(), dim=-1)
+    ids = word_ids[labelled]
+    valid = ids != VISUAL_IGNORE
+    picked = logp.gather(1, ids.clamp(min=0)) * valid
+    return -picked.sum(dim=1) / valid.sum(dim=1)
 
 
 def _accumulate(

@@ -1,0 +1,129 @@
+"""What each visual token shows, as words: a per-token recognition target for training the vision tower.
+
+The suite's generators know what every 28 px block of an image holds: a grid cell's glyph or shape (and
+its colour), a header's row or column digit, an object's colour and shape, or nothing. Trained only
+through one answer word per item, a from-scratch vision tower has to discover recognition and the
+language model has to discover where to look at the same time, and neither gets a signal until the
+other works. Naming each block's content gives the vision tower a signal of its own from the first
+step: the merger's output for a block is scored against the language model's (tied) word embeddings
+and trained to name its words (``recognition_loss`` in training). A visual token that already looks
+like the embedding of the word it shows can then be copied the way a listed word is copied.
+
+Targets exist for grids (``grid``, ``long_mixed``) and scenes (``attribute``, ``counting``,
+``multi_image``, ``text_copy``'s distractor image). Video frames and blocks showing nothing get none.
+A block is labelled with the words of every drawn box covering at least a quarter of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from hybridkv.data import TaskItem
+from hybridkv.data.palette import BLOCK_PX
+from hybridkv.data.scene import object_centre, object_px
+from hybridkv.data.tasks.grid import cell_origin
+
+from .model import item_images
+
+IGNORE = -100
+# Words per block at most: a shape and its colour, or the two digits of a header number.
+MAX_WORDS = 2
+_MIN_COVER = 0.25
+
+Box = tuple[int, int, int, int, tuple[str, ...]]  # x0, y0, x1, y1 (exclusive), words
+
+
+def grid_boxes(grid: Mapping[str, Any], cell_blocks: int) -> list[Box]:
+    """Boxes of a rendered grid: each cell's symbol (with its colour for shapes) and each header digit."""
+    cells = grid["cells"]
+    cell_px = cell_blocks * BLOCK_PX
+    boxes: list[Box] = []
+    for r, row in enumerate(cells):
+        for c, symbol in enumerate(row):
+            x0, y0 = cell_origin(r, c, cell_blocks)
+            words = (symbol,) if grid["colours"] is None else (grid["colours"][r][c], symbol)
+            boxes.append((x0, y0, x0 + cell_px, y0 + cell_px, words))
+    headers = [(cell_origin(-1, c, cell_blocks), c + 1) for c in range(len(cells[0]))]
+    headers += [(cell_origin(r, -1, cell_blocks), r + 1) for r in range(len(cells))]
+    for (x0, y0), number in headers:
+        digits = str(number)
+        width = cell_px // len(digits)  # as the renderer splits a header cell between its digits
+        for i, digit in enumerate(digits):
+            boxes.append((x0 + i * width, y0, x0 + (i + 1) * width, y0 + cell_px, (digit,)))
+    return boxes
+
+
+def scene_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_blocks: int) -> list[Box]:
+    """Boxes of a rendered scene: each object's bounding square, named by its colour and shape."""
+    size = object_px(slot_blocks)
+    boxes: list[Box] = []
+    for obj in objects:
+        cx, cy = object_centre(obj, image_blocks, slot_blocks)
+        x0, y0 = cx - size // 2, cy - size // 2
+        boxes.append((x0, y0, x0 + size, y0 + size, (obj["colour"], obj["shape"])))
+    return boxes
+
+
+def item_boxes(item: TaskItem) -> list[list[Box] | None]:
+    """Per image of ``item`` (video frames after its images, as the model sees them), its boxes or None."""
+    meta = item.meta
+    if item.task == "grid":
+        per_image: list[list[Box] | None] = [grid_boxes(meta["grid"], meta["cell_blocks"])]
+    elif item.task == "long_mixed":
+        per_image = [grid_boxes(g, meta["cell_blocks"]) for g in meta["grids"]]
+    elif item.task in ("attribute", "counting"):
+        per_image = [scene_boxes(meta["objects"], meta["image_blocks"], meta["slot_blocks"])]
+    elif item.task == "multi_image":
+        per_image = [scene_boxes(im["objects"], meta["image_blocks"], meta["slot_blocks"]) for im in meta["images"]]
+    elif item.task == "text_copy" and meta.get("distractor") is not None:
+        d = meta["distractor"]
+        per_image = [scene_boxes(d["objects"], d["image_blocks"], d["slot_blocks"])]
+    else:
+        per_image = [None] * len(item.images)
+    return per_image + [None] * len(item.video or ())
+
+
+def block_words(boxes: Sequence[Box], blocks_h: int, blocks_w: int) -> list[list[tuple[str, ...]]]:
+    """Row-major blocks, each with the words of the boxes covering at least a quarter of it (in box order)."""
+    out: list[list[tuple[str, ...]]] = [[() for _ in range(blocks_w)] for _ in range(blocks_h)]
+    for x0, y0, x1, y1, words in boxes:
+        for by in range(max(0, y0 // BLOCK_PX), min(blocks_h, -(-y1 // BLOCK_PX))):
+            for bx in range(max(0, x0 // BLOCK_PX), min(blocks_w, -(-x1 // BLOCK_PX))):
+                ox = min(x1, (bx + 1) * BLOCK_PX) - max(x0, bx * BLOCK_PX)
+                oy = min(y1, (by + 1) * BLOCK_PX) - max(y0, by * BLOCK_PX)
+                if ox > 0 and oy > 0 and ox * oy >= _MIN_COVER * BLOCK_PX**2:
+                    out[by][bx] = tuple(dict.fromkeys(out[by][bx] + words))[:MAX_WORDS]
+    return out
+
+
+def visual_targets(
+    item: TaskItem, image_grid_thw: torch.Tensor | None, tokenizer: PreTrainedTokenizerBase
+) -> torch.Tensor | None:
+    """``(visual tokens, MAX_WORDS)`` word ids per merged visual token of ``item``, in the order the vision
+    tower emits them (image by image, blocks row-major), ``IGNORE`` where there is nothing to name.
+
+    ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
+    when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
+    """
+    if image_grid_thw is None:
+        return None
+    rows = []
+    images = item_images(item)
+    for boxes, image, (t, h, w) in zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True):
+        blocks_h, blocks_w = h // 2, w // 2
+        ids = np.full((t * blocks_h * blocks_w, MAX_WORDS), IGNORE, dtype=np.int64)
+        if boxes is not None and image.size == (blocks_w * BLOCK_PX, blocks_h * BLOCK_PX):  # not resized
+            for i, words in enumerate(w for row in block_words(boxes, blocks_h, blocks_w) for w in row):
+                ids[i, : len(words)] = [_word_id(tokenizer, word) for word in words]
+        rows.append(ids)
+    return torch.from_numpy(np.concatenate(rows))
+
+
+def _word_id(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
+    """The word's token as an answer is tokenized (no leading space); its first token if it has several."""
+    return int(tokenizer(word, add_special_tokens=False)["input_ids"][0])
