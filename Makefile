@@ -25,10 +25,12 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m ruff check .
+	HF_HUB_OFFLINE=1 $(PY) -m ruff format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -26,10 +26,22 @@ from hybridkv.generation import generate
 from hybridkv.methods import get_method
 
 PRESETS = {
-    "cpu-small": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=8, num_attention_heads=12,
-                      num_key_value_heads=2, head_dim=64),
-    "qwen2.5-7b": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                       num_key_value_heads=4, head_dim=128),
+    "cpu-small": dict(
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=8,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        head_dim=64,
+    ),
+    "qwen2.5-7b": dict(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        head_dim=128,
+    ),
 }
 
 
@@ -54,8 +66,12 @@ def run(args: argparse.Namespace) -> dict:
     methods = [("full", {})] + [(m, {"budget": args.budget}) for m in args.methods]
     rows = []
     # warm-up (allocator, kernels), not reported
-    generate(model, {"input_ids": ids[:, :256], "attention_mask": inputs["attention_mask"][:, :256]},
-             get_method("full"), max_new_tokens=4)
+    generate(
+        model,
+        {"input_ids": ids[:, :256], "attention_mask": inputs["attention_mask"][:, :256]},
+        get_method("full"),
+        max_new_tokens=4,
+    )
     for name, options in methods:
         method = get_method(name, **options)
         if args.device.startswith("cuda"):
@@ -121,8 +137,10 @@ def main() -> None:
     report = run(args)
     print(f"{'method':18s} {'prefill s':>9s} {'decode ms/tok':>13s} {'speedup':>8s} {'hot/full':>8s} {'cold MiB':>9s}")
     for r in report["rows"]:
-        print(f"{r['method']:18s} {r['prefill_s']:9.3f} {r['decode_ms_per_token']:13.2f} "
-              f"{r['decode_speedup_vs_full']:8.2f} {r['hot_ratio_vs_full']:8.3f} {r['kv_cold_bytes'] / 2**20:9.1f}")
+        print(
+            f"{r['method']:18s} {r['prefill_s']:9.3f} {r['decode_ms_per_token']:13.2f} "
+            f"{r['decode_speedup_vs_full']:8.2f} {r['hot_ratio_vs_full']:8.3f} {r['kv_cold_bytes'] / 2**20:9.1f}"
+        )
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

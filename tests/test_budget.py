@@ -73,8 +73,9 @@ def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_sh
 
 def test_uniform_allocation_per_row():
     static = torch.tensor([[True, False, True], [False, False, True]])
-    out = allocate_layer("uniform", 0.5, static, torch.rand(2, 3), [10, 100], floor=4, sinks=1, window=3,
-                         chunk_size=4, r=1.0)
+    out = allocate_layer(
+        "uniform", 0.5, static, torch.rand(2, 3), [10, 100], floor=4, sinks=1, window=3, chunk_size=4, r=1.0
+    )
     assert out.tolist() == [[5, 5, 5], [50, 50, 50]]
 
 
@@ -110,8 +111,9 @@ def test_two_level_allocation_invariants(data, n, length, per_head, sinks, windo
 
 
 def test_static_heads_share_in_proportion_to_score():
-    out = two_level_allocation(300, [True, True, False], [0.9, 0.3, 0.5], 1000, floor=0, sinks=0, window=1,
-                               chunk_size=1, r=1.0)
+    out = two_level_allocation(
+        300, [True, True, False], [0.9, 0.3, 0.5], 1000, floor=0, sinks=0, window=1, chunk_size=1, r=1.0
+    )
     assert out[2] == 100 and out[0] > out[1] and abs(out[0] / out[1] - 3.0) < 0.05
 
 
@@ -139,10 +141,24 @@ def test_bad_budgets_raise_one_clear_error(bad):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"theta": 1.5}, {"chunk_size": 0}, {"window": 0}, {"pooling_kernel": 4}, {"score": "nope"},
-     {"head_types": "both"}, {"cold_tier": "gpu"}, {"sinks": -1}, {"token_scores": "all"}, {"merge": "max"},
-     {"fastv_layer": 0}, {"fastv_layer": 1.5}, {"selector": "fastv"}, {"uniform_share": 1.5},
-     {"allocator": "profile"}, {"chunk_scoring": "mean"}],
+    [
+        {"theta": 1.5},
+        {"chunk_size": 0},
+        {"window": 0},
+        {"pooling_kernel": 4},
+        {"score": "nope"},
+        {"head_types": "both"},
+        {"cold_tier": "gpu"},
+        {"sinks": -1},
+        {"token_scores": "all"},
+        {"merge": "max"},
+        {"fastv_layer": 0},
+        {"fastv_layer": 1.5},
+        {"selector": "fastv"},
+        {"uniform_share": 1.5},
+        {"allocator": "profile"},
+        {"chunk_scoring": "mean"},
+    ],
 )
 def test_bad_options_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
@@ -160,7 +176,10 @@ def test_pyramid_schedule_averages_to_one_and_falls_with_depth(num_layers, beta)
 
 @SETTINGS
 @given(
-    length=st.integers(1, 5000), ratio=st.floats(0.01, 1.0), layers=st.integers(1, 40), floor=st.integers(1, 64),
+    length=st.integers(1, 5000),
+    ratio=st.floats(0.01, 1.0),
+    layers=st.integers(1, 40),
+    floor=st.integers(1, 64),
     beta=st.floats(1.5, 50.0),
 )
 def test_pyramid_layer_budgets_exact_clamped_and_falling(length, ratio, layers, floor, beta):
@@ -206,16 +225,27 @@ def test_adaptive_gives_the_spread_head_more():
     concentrated = torch.zeros(length)
     concentrated[:5] = 1.0
     spread = torch.full((length,), 0.01)
-    out = adaptive_allocation(2 * 100, [True, True], [0.9, 0.1], length, floor=20,
-                              importance=torch.stack([concentrated, spread]))
+    out = adaptive_allocation(
+        2 * 100, [True, True], [0.9, 0.1], length, floor=20, importance=torch.stack([concentrated, spread])
+    )
     assert sum(out) == 200 and out[1] > out[0] >= 20
 
 
 def test_type_level_allocation_keeps_pools_but_evens_heads():
     kw = dict(floor=0, sinks=0, window=1, chunk_size=1, r=1.0)
     two = two_level_allocation(300, [True, True, False], [0.9, 0.3, 0.5], 1000, **kw)
-    flat = allocate_layer("type-level", 100, torch.tensor([[True, True, False]]), torch.tensor([[0.9, 0.3, 0.5]]),
-                          [1000], floor=0, sinks=0, window=1, chunk_size=1, r=1.0)[0].tolist()
+    flat = allocate_layer(
+        "type-level",
+        100,
+        torch.tensor([[True, True, False]]),
+        torch.tensor([[0.9, 0.3, 0.5]]),
+        [1000],
+        floor=0,
+        sinks=0,
+        window=1,
+        chunk_size=1,
+        r=1.0,
+    )[0].tolist()
     assert sum(flat) == sum(two) == 300
     assert flat[2] == two[2]  # the same type-level pools
     assert flat[0] == flat[1] and two[0] > two[1]  # but no head-level split
@@ -235,7 +265,7 @@ def test_fastv_layer_budgets_full_early_equal_budget_when_possible(length, budge
     assert len(out) == layers
     assert out[: min(k, layers)] == [length] * min(k, layers)  # layers < K: the whole prompt
     assert all(min(floor, length) <= b <= length for b in out)
-    later = out[min(k, layers):]
+    later = out[min(k, layers) :]
     assert not later or max(later) - min(later) <= 1 or min(later) == min(floor, length)
     if layers > k and layers * per_head - k * length >= (layers - k) * min(floor, length):
         assert sum(out) == layers * per_head  # equal budget whenever the floor does not bind
@@ -311,7 +341,13 @@ def test_modality_allocation_spends_or_carries_every_token(
     room = sum(length - b for b in base)
     carry = min(carry, room + future)  # what earlier layers may hand on (bounded by their future capacity)
     text, visual, out = modality_allocation(
-        base, carry, shares, n_text=n_text, n_visual=n_visual, protected=protected, prompt_len=length,
+        base,
+        carry,
+        shares,
+        n_text=n_text,
+        n_visual=n_visual,
+        protected=protected,
+        prompt_len=length,
         future_capacity=future,
     )
     assert all(0 <= t <= n_text for t in text) and all(0 <= v <= n_visual for v in visual)

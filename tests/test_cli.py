@@ -21,10 +21,22 @@ def png(tmp_path):
 
 
 def test_generate_json_reports_real_savings(png, capsys):
-    code = main([
-        "generate", "--model", "tiny-random-qwen2_5_vl", "--image", str(png), "--prompt", "Describe.",
-        "--budget", "0.1", "--max-new-tokens", "6", "--json",
-    ])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "tiny-random-qwen2_5_vl",
+            "--image",
+            str(png),
+            "--prompt",
+            "Describe.",
+            "--budget",
+            "0.1",
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ]
+    )
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     for field in ("text", "method", "budget", "prompt_tokens", "kv_bytes", "full_kv_bytes", "decode_ms_per_token"):
@@ -35,8 +47,20 @@ def test_generate_json_reports_real_savings(png, capsys):
 
 
 def test_generate_text_only_and_full_method(capsys):
-    code = main(["generate", "--model", "tiny-random-qwen3", "--prompt", "Hello there.", "--method", "full",
-                 "--max-new-tokens", "3", "--json"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            "tiny-random-qwen3",
+            "--prompt",
+            "Hello there.",
+            "--method",
+            "full",
+            "--max-new-tokens",
+            "3",
+            "--json",
+        ]
+    )
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["kv_bytes"]["hot"] == record["full_kv_bytes"] and record["kv_bytes"]["cold"] == 0
@@ -69,8 +93,19 @@ def bad_inputs(tmp_path, png, unsupported_dir):
 
 @pytest.mark.parametrize(
     "case",
-    ["zero budget", "ratio above one", "negative tokens", "not a number", "missing image", "not an image",
-     "unsupported model", "unknown method", "missing model dir", "sparsemm without profile", "fastv layer zero"],
+    [
+        "zero budget",
+        "ratio above one",
+        "negative tokens",
+        "not a number",
+        "missing image",
+        "not an image",
+        "unsupported model",
+        "unknown method",
+        "missing model dir",
+        "sparsemm without profile",
+        "fastv layer zero",
+    ],
 )
 def test_bad_input_is_one_line_exit_2(case, tmp_path, png, unsupported_dir, capsys, monkeypatch):
     argv = bad_inputs(tmp_path, png, unsupported_dir)[case]
@@ -94,7 +129,9 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, png, unsupported_dir, caps
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "hybridkv.cli", "generate", "--prompt", "x", "--budget", "0"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "budget" in proc.stderr

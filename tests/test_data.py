@@ -185,9 +185,7 @@ def _decode_cell(crop: np.ndarray, cell_px: int) -> list[str]:
     return matches
 
 
-def _check_grid_cell(
-    image: Image.Image, grid: dict, cell_blocks: int, row: int, col: int, answer: str
-) -> None:
+def _check_grid_cell(image: Image.Image, grid: dict, cell_blocks: int, row: int, col: int, answer: str) -> None:
     cell_px = cell_blocks * BLOCK_PX
     pixels = np.asarray(image)
     x0, y0 = cell_origin(row - 1, col - 1, cell_blocks)
@@ -217,9 +215,7 @@ def test_grid_answer_is_read_from_pixels(items_by_task: dict[str, list[TaskItem]
             (cols + 1) * meta["cell_blocks"] * BLOCK_PX,
             (rows + 1) * meta["cell_blocks"] * BLOCK_PX,
         )
-        _check_grid_cell(
-            item.images[0], meta["grid"], meta["cell_blocks"], meta["row"], meta["col"], item.answer
-        )
+        _check_grid_cell(item.images[0], meta["grid"], meta["cell_blocks"], meta["row"], meta["col"], item.answer)
 
 
 def test_long_mixed_answer_is_read_from_pixels(items_by_task: dict[str, list[TaskItem]]) -> None:
@@ -250,9 +246,7 @@ def test_multi_image_answer_is_in_the_asked_image(items_by_task: dict[str, list[
             targets = [o for o in content["objects"] if o["shape"] == meta["shape"]]
             assert len(targets) == 1
             assert _centre_colour(image, targets[0], meta) == COLOURS[targets[0]["colour"]]
-        colours = [
-            o["colour"] for content in meta["images"] for o in content["objects"] if o["shape"] == "square"
-        ]
+        colours = [o["colour"] for content in meta["images"] for o in content["objects"] if o["shape"] == "square"]
         assert len(set(colours)) == len(colours)
         asked = meta["images"][meta["image"] - 1]["objects"]
         assert next(o["colour"] for o in asked if o["shape"] == "square") == item.answer
@@ -304,9 +298,7 @@ def test_video_answer_is_read_from_frames(items_by_task: dict[str, list[TaskItem
         colour = COLOURS[target["colour"]]
         frames = [np.asarray(frame) for frame in item.video]
         questions.add(meta["question"])
-        same = [
-            o for o in meta["objects"] if (o["shape"], o["colour"]) == (target["shape"], target["colour"])
-        ]
+        same = [o for o in meta["objects"] if (o["shape"], o["colour"]) == (target["shape"], target["colour"])]
         assert len(same) == 1
         if meta["question"] == "appear":
             cx, cy = position(target, 0)
@@ -317,9 +309,7 @@ def test_video_answer_is_read_from_frames(items_by_task: dict[str, list[TaskItem
             centres = [position(target, t) for t in range(len(frames))]
             assert all(tuple(f[cy, cx]) == colour for f, (cx, cy) in zip(frames, centres, strict=True))
             dx, dy = np.subtract(centres[-1], centres[0])
-            seen = {(1, 0): "right", (-1, 0): "left", (0, 1): "down", (0, -1): "up"}[
-                (np.sign(dx), np.sign(dy))
-            ]
+            seen = {(1, 0): "right", (-1, 0): "left", (0, 1): "down", (0, -1): "up"}[(np.sign(dx), np.sign(dy))]
             assert seen == item.answer == direction_of(target)
     assert questions == {"appear", "motion"}
 
@@ -382,9 +372,7 @@ def test_bad_options_raise_config_errors() -> None:
 
 
 def test_options_change_geometry() -> None:
-    item = generate_items(
-        "long_mixed", "train", 1, min_images=3, max_images=3, rows=4, cols=5, cell_blocks=1
-    )[0]
+    item = generate_items("long_mixed", "train", 1, min_images=3, max_images=3, rows=4, cols=5, cell_blocks=1)[0]
     assert [image.size for image in item.images] == [(168, 140)] * 3  # 5x4 cells plus headers
     frames = generate_items("video", "test", 1, min_frames=6, max_frames=6, frame_blocks=8)[0].video
     assert len(frames) == 6 and frames[0].size == (224, 224)

@@ -37,8 +37,9 @@ def test_evicts_the_lowest_scored_non_sinks_of_each_head_down_to_budget_minus_ta
 
 def test_uncompressed_heads_and_heads_within_budget_keep_everything():
     hot = _store([0, 0, 1, 1])
-    ev = DecodeEviction(torch.zeros(4), torch.zeros(4, dtype=torch.bool), torch.tensor([2, 2]),
-                        torch.tensor([False, True]))
+    ev = DecodeEviction(
+        torch.zeros(4), torch.zeros(4, dtype=torch.bool), torch.tensor([2, 2]), torch.tensor([False, True])
+    )
     assert ev.evict(hot, tail_len=0) is hot
     out = ev.evict(hot, tail_len=1)
     assert out.seg.tolist() == [0, 0, 1]  # the uncompressed head 0 (budget = its prompt) never evicts
@@ -46,8 +47,9 @@ def test_uncompressed_heads_and_heads_within_budget_keep_everything():
 
 def test_accumulate_adds_each_tokens_softmax_share():
     hot = _store([0, 0, 1])
-    ev = DecodeEviction(torch.zeros(3), torch.zeros(3, dtype=torch.bool), torch.tensor([2, 1]),
-                        torch.tensor([True, True]))
+    ev = DecodeEviction(
+        torch.zeros(3), torch.zeros(3, dtype=torch.bool), torch.tensor([2, 1]), torch.tensor([True, True])
+    )
     q = torch.ones(2, 4)
     col_seg = torch.tensor([0, 1])
     logits = torch.tensor([[0.0, 4.0], [4.0, 0.0]]).T  # what hot.keys @ q.T gives per segment
@@ -93,8 +95,10 @@ def test_h2o_in_a_session_stays_within_budget_across_questions_and_is_exact_at_f
             for layer, heads in zip(chat.cache.layers, chat.cache.stats().heads, strict=True):
                 kept = layer.hot.resident_counts(len(heads.budget[0])).tolist()
                 assert all(k <= b for k, b in zip(kept, heads.budget[0], strict=True))
-    with Session(loaded, get_method("full"), images=images) as ref, \
-            Session(loaded, get_method("h2o", budget=1.0, window=4, sinks=2), images=images) as chat:
+    with (
+        Session(loaded, get_method("full"), images=images) as ref,
+        Session(loaded, get_method("h2o", budget=1.0, window=4, sinks=2), images=images) as chat,
+    ):
         for question in questions:
             expected = ref.ask(question, max_new_tokens=4).result.new_tokens
             assert torch.equal(chat.ask(question, max_new_tokens=4).result.new_tokens, expected)

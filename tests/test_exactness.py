@@ -37,8 +37,13 @@ def cases():
 def greedy(model, inputs, cache):
     with torch.inference_mode():
         return model.generate(
-            **inputs, past_key_values=cache, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
-            output_logits=True, return_dict_in_generate=True,
+            **inputs,
+            past_key_values=cache,
+            max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
         )
 
 
@@ -85,8 +90,16 @@ def test_full_budget_matches_dynamic_cache_for_the_new_baselines(tiny, family, c
         shape = (text_config.num_hidden_layers, text_config.num_key_value_heads)
         zeros = torch.zeros(shape)
         options["profile"] = HeadProfile(
-            fingerprint=model_fingerprint(tiny(family).model), score_name="topk_mass", theta=0.9, score_mean=zeros,
-            score_var=zeros, static_rate=zeros, flip_rate=zeros, topk_overlap=zeros, calib={}, library_version="test",
+            fingerprint=model_fingerprint(tiny(family).model),
+            score_name="topk_mass",
+            theta=0.9,
+            score_mean=zeros,
+            score_var=zeros,
+            static_rate=zeros,
+            flip_rate=zeros,
+            topk_overlap=zeros,
+            calib={},
+            library_version="test",
             visual_mass=torch.rand(shape, generator=torch.Generator().manual_seed(1)),
         )
     method = get_method(name, budget=1.0, chunk_size=8, window=8, sinks=2, **options)

@@ -31,9 +31,17 @@ def head_profile(loaded, visual_mass=None) -> HeadProfile:
     if visual_mass is None:
         visual_mass = torch.rand(layers, kv, generator=torch.Generator().manual_seed(0))
     return HeadProfile(
-        fingerprint=model_fingerprint(loaded.model), score_name="topk_mass", theta=0.9, score_mean=zeros,
-        score_var=zeros, static_rate=static_rate, flip_rate=zeros, topk_overlap=zeros, calib={"source": "test"},
-        library_version="test", visual_mass=visual_mass,
+        fingerprint=model_fingerprint(loaded.model),
+        score_name="topk_mass",
+        theta=0.9,
+        score_mean=zeros,
+        score_var=zeros,
+        static_rate=static_rate,
+        flip_rate=zeros,
+        topk_overlap=zeros,
+        calib={"source": "test"},
+        library_version="test",
+        visual_mass=visual_mass,
     )
 
 
@@ -260,7 +268,13 @@ def test_madakv_shifts_each_heads_budget_towards_the_modality_it_prefers():
     n_text, n_visual = int((candidates[0] & is_text).sum()), int((candidates[0] & ~is_text).sum())
     assert (n_text, n_visual) == (14, 20)
     text, visual, carry = modality_allocation(
-        [16, 16], 0, share.tolist(), n_text=n_text, n_visual=n_visual, protected=6, prompt_len=length,
+        [16, 16],
+        0,
+        share.tolist(),
+        n_text=n_text,
+        n_visual=n_visual,
+        protected=6,
+        prompt_len=length,
         future_capacity=0,
     )
     assert visual[0] > text[0] and text[1] > visual[1] and carry == 0

@@ -29,7 +29,7 @@ def test_manual_decode_loop_equals_generate(tiny, family, head_types):
             tokens.append(out.logits[:, -1].argmax(-1, keepdim=True))
     assert cache.get_seq_length() == inputs["input_ids"].shape[1] + NEW - 1
     assert cache.layers[0].hot.keys.shape[0] < cache.layers[0].prompt_len * cache.layers[0].kv_heads
-    assert torch.equal(ref[:, inputs["input_ids"].shape[1]:], torch.cat(tokens, dim=1))
+    assert torch.equal(ref[:, inputs["input_ids"].shape[1] :], torch.cat(tokens, dim=1))
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava", "qwen3"])
@@ -50,8 +50,16 @@ def test_left_padded_batch_matches_batch_of_one_for_the_new_baselines(tiny, name
 
         zeros = torch.zeros(4, 2)
         options["profile"] = HeadProfile(
-            fingerprint=model_fingerprint(loaded.model), score_name="topk_mass", theta=0.9, score_mean=zeros,
-            score_var=zeros, static_rate=zeros, flip_rate=zeros, topk_overlap=zeros, calib={}, library_version="test",
+            fingerprint=model_fingerprint(loaded.model),
+            score_name="topk_mass",
+            theta=0.9,
+            score_mean=zeros,
+            score_var=zeros,
+            static_rate=zeros,
+            flip_rate=zeros,
+            topk_overlap=zeros,
+            calib={},
+            library_version="test",
             visual_mass=torch.rand(4, 2, generator=torch.Generator().manual_seed(2)),
         )
     budget = 0.5 if name == "fastv" else 0.1
@@ -72,7 +80,7 @@ def check_left_padded_batch(tiny, family, method):
         with method(loaded.model), torch.inference_mode():
             cache = method.make_cache(loaded.model, inputs)
             seq = loaded.model.generate(**inputs, past_key_values=cache, max_new_tokens=NEW, do_sample=False)
-        return seq[:, inputs["input_ids"].shape[1]:], cache
+        return seq[:, inputs["input_ids"].shape[1] :], cache
 
     batched, cache = run(prompts, images)
     assert len(set(cache.stats().prompt_tokens)) == 3  # really different lengths

@@ -15,8 +15,9 @@ from hybridkv.profiling import CalibItem, profile_model
 @pytest.fixture
 def profiled(tiny):
     loaded = tiny("qwen2_5_vl")
-    items = [CalibItem(prompt=f"What is shown, part {i}?", images=(synthetic_image(224, 224, seed=i),))
-             for i in range(2)]
+    items = [
+        CalibItem(prompt=f"What is shown, part {i}?", images=(synthetic_image(224, 224, seed=i),)) for i in range(2)
+    ]
     probe = profile_model(loaded, items, theta=0.9, decode_steps=2)
     theta = float(probe.score_mean.flatten().sort().values[probe.score_mean.numel() // 2])  # split the heads
     return loaded, profile_model(loaded, items, theta=theta, decode_steps=2)

@@ -38,7 +38,7 @@ def test_readouts_spell_out_the_content_and_are_deterministic(task):
 
 def test_scenes_are_read_in_slot_order():
     (item,) = generate_items("attribute", "train", 1, seed=1, min_objects=4, max_objects=4)
-    (_, answer), = readouts(item, 1, np.random.default_rng(0))
+    ((_, answer),) = readouts(item, 1, np.random.default_rng(0))
     ordered = sorted(item.meta["objects"], key=lambda o: (o["row"], o["col"]))
     assert answer == " ".join(f"{o['colour']} {o['shape']}" for o in ordered)
 
@@ -57,7 +57,7 @@ def test_a_readout_item_keeps_the_context_and_replaces_only_the_question(task):
     if task == "video":
         assert asked is None  # no read-out for clips
         return
-    (prompt, answer), = readouts(item, 1, np.random.default_rng(0))
+    ((prompt, answer),) = readouts(item, 1, np.random.default_rng(0))
     context, question = split_question(item.prompt)
     assert asked.prompt.startswith(context) and asked.prompt.endswith(prompt)
     assert question not in asked.prompt and asked.answer == answer

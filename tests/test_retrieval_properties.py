@@ -21,11 +21,24 @@ def make_store(bodies_k, bodies_v, n_select, chunk, extra):
     heads = len(bodies_k)
     n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, chunk, extra)
     empty = torch.zeros(0, bodies_k[0].shape[-1])
-    hot = HotStore(empty, empty, torch.zeros(0, dtype=torch.int16),
-                   torch.arange(heads).repeat_interleave(torch.tensor(n_slots)), chunk)
+    hot = HotStore(
+        empty,
+        empty,
+        torch.zeros(0, dtype=torch.int16),
+        torch.arange(heads).repeat_interleave(torch.tensor(n_slots)),
+        chunk,
+    )
     store = ChunkStore(
-        bodies_k, bodies_v, list(range(heads)), n_select, chunk_size=chunk, n_slots=n_slots,
-        slots=hot.slot_views(chunk), tier=HostTier(), device=torch.device("cpu"), scoring="max",
+        bodies_k,
+        bodies_v,
+        list(range(heads)),
+        n_select,
+        chunk_size=chunk,
+        n_slots=n_slots,
+        slots=hot.slot_views(chunk),
+        tier=HostTier(),
+        device=torch.device("cpu"),
+        scoring="max",
     )
     return store, hot
 

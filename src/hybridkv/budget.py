@@ -338,8 +338,18 @@ def allocate_layer(
         total = n_heads * prompt_tokens_budget(scaled, length, floor=floor)
         row_importance = None if importance is None else importance[b]
         rows.append(
-            fn(total, static[b].tolist(), scores[b].tolist(), length, floor=floor, sinks=sinks, window=window,
-               chunk_size=chunk_size, r=r, importance=row_importance)
+            fn(
+                total,
+                static[b].tolist(),
+                scores[b].tolist(),
+                length,
+                floor=floor,
+                sinks=sinks,
+                window=window,
+                chunk_size=chunk_size,
+                r=r,
+                importance=row_importance,
+            )
         )
     return torch.tensor(rows, dtype=torch.long)
 

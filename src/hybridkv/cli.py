@@ -41,19 +41,30 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theta", type=float, default=None, help="static-head threshold on the text-centric score")
     p.add_argument("--score", default=None, help="text-centric score: topk_mass, entropy, text_mass")
     p.add_argument("--head-types", choices=["online", "static", "dynamic"], default=None)
-    p.add_argument("--classify", choices=["online", "profile", "blend"], default=None,
-                   help="head types from this input (online), from --profile, or the profile as a prior (blend)")
+    p.add_argument(
+        "--classify",
+        choices=["online", "profile", "blend"],
+        default=None,
+        help="head types from this input (online), from --profile, or the profile as a prior (blend)",
+    )
     p.add_argument("--rule", choices=["threshold", "quantile"], default=None, help="online rule")
     p.add_argument("--dynamic-share", type=float, default=None, help="quantile rule: share of dynamic heads")
     p.add_argument("--profile", default=None, help="a head profile written by `hybridkv profile`")
     p.add_argument("--margin", type=float, default=None, help="blend: margin needed to overturn the profile")
-    p.add_argument("--allocator", default=None,
-                   choices=["hybridkv", "type-level", "uniform", "pyramid", "adaptive", "fastv", "profile", "modality"],
-                   help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive), "
-                        "full early layers (fastv), by profiled visual attention (profile), by modality (modality)")
+    p.add_argument(
+        "--allocator",
+        default=None,
+        choices=["hybridkv", "type-level", "uniform", "pyramid", "adaptive", "fastv", "profile", "modality"],
+        help="budget split: type then head (hybridkv), evenly, by depth (pyramid), by attention (adaptive), "
+        "full early layers (fastv), by profiled visual attention (profile), by modality (modality)",
+    )
     p.add_argument("--fastv-layer", type=int, default=None, help="fastv: K, the first layer whose cache is pruned")
-    p.add_argument("--layer-level", choices=["none", "profile", "adaptive"], default=None,
-                   help="a model -> layer split above the allocator, from --profile (adaptive: per input, a ceiling)")
+    p.add_argument(
+        "--layer-level",
+        choices=["none", "profile", "adaptive"],
+        default=None,
+        help="a model -> layer split above the allocator, from --profile (adaptive: per input, a ceiling)",
+    )
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
@@ -67,8 +78,22 @@ def _method_from_args(args: argparse.Namespace):
 
     options: dict[str, Any] = {"budget": parse_budget(args.budget)}
     names = (
-        "theta", "score", "head_types", "classify", "rule", "dynamic_share", "margin", "allocator", "r",
-        "chunk_size", "window", "sinks", "cold_tier", "cold_dir", "fastv_layer", "layer_level",
+        "theta",
+        "score",
+        "head_types",
+        "classify",
+        "rule",
+        "dynamic_share",
+        "margin",
+        "allocator",
+        "r",
+        "chunk_size",
+        "window",
+        "sinks",
+        "cold_tier",
+        "cold_dir",
+        "fastv_layer",
+        "layer_level",
     )
     for name in names:
         value = getattr(args, name)

@@ -52,8 +52,10 @@ def run_demo(
     if model == EMBEDDED_MODEL and not (EMBEDDED_DIR / "config.json").is_file():
         from .embedded import build_untrained
 
-        console.print(f"[yellow]No trained weights in {EMBEDDED_DIR}: running the embedded architecture untrained "
-                      "(answers are noise; bytes and timings are real).[/yellow]")
+        console.print(
+            f"[yellow]No trained weights in {EMBEDDED_DIR}: running the embedded architecture untrained "
+            "(answers are noise; bytes and timings are real).[/yellow]"
+        )
         loaded = build_untrained()
     else:
         loaded = load_model(model)

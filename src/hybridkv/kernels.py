@@ -45,9 +45,9 @@ def segment_attention(
     return (*out, scores) if return_logits else out
 
 
-def tail_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float) -> tuple[
-    torch.Tensor, torch.Tensor
-]:
+def tail_attention(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal attention of the q newest positions over the dense tail (which already contains them).
 
     query [B, H_q, q, D]; keys/values [B, H_kv, T, D]. Returns (out [B*H_q*q, D], lse [B*H_q*q]).

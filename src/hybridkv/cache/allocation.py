@@ -62,23 +62,37 @@ def layer_budgets(
     kw = dict(floor=floor, sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r)
     if cfg.allocator == "pyramid":  # the layer's share of the whole model's budget, one row at a time
         scales = [scale] * len(lengths) if isinstance(scale, float) else scale
-        budgets = torch.cat([
-            allocate_layer(
-                "pyramid",
-                pyramid_layer_budgets(prompt_tokens_budget(cfg.budget, n, floor=floor), n, ctx.num_layers,
-                                      floor=floor)[layer_idx],
-                static[row : row + 1].cpu(), scores[row : row + 1].cpu(), [n], layer_scale=scales[row], **kw,
-            )
-            for row, n in enumerate(lengths)
-        ])
+        budgets = torch.cat(
+            [
+                allocate_layer(
+                    "pyramid",
+                    pyramid_layer_budgets(
+                        prompt_tokens_budget(cfg.budget, n, floor=floor), n, ctx.num_layers, floor=floor
+                    )[layer_idx],
+                    static[row : row + 1].cpu(),
+                    scores[row : row + 1].cpu(),
+                    [n],
+                    layer_scale=scales[row],
+                    **kw,
+                )
+                for row, n in enumerate(lengths)
+            ]
+        )
     else:
         budgets = allocate_layer(
-            cfg.allocator, cfg.budget, static.cpu(), scores.cpu(), lengths, layer_scale=scale,
-            importance=real_first, **kw,
+            cfg.allocator,
+            cfg.budget,
+            static.cpu(),
+            scores.cpu(),
+            lengths,
+            layer_scale=scale,
+            importance=real_first,
+            **kw,
         )
     if cfg.allocator != "modality":
         return budgets.to(device), None
     return _modality_split(ctx, layer_idx, budgets, lengths, key_valid, types, window_probs)
+
 
 def _layer_level_scales(ctx: CacheContext, layer_idx: int, scale: float, scores: torch.Tensor) -> float | list[float]:
     """The model -> layer level (``layer_level``): this layer's share from the profile, per input if adaptive."""
@@ -91,6 +105,7 @@ def _layer_level_scales(ctx: CacheContext, layer_idx: int, scale: float, scores:
         return scale
     reference = per_layer[layer_idx]
     return [scale * input_adaptive_factor(c, reference) for c in scores.float().mean(dim=1).tolist()]
+
 
 def _modality_split(
     ctx: CacheContext,
@@ -116,8 +131,14 @@ def _modality_split(
     for row, n in enumerate(lengths):
         row_base = base[row].tolist()
         text, visual, carry[row] = modality_allocation(
-            row_base, carry[row], share[row], n_text=n_text[row], n_visual=n_visual[row],
-            protected=n_prot[row], prompt_len=n, future_capacity=later * sum(max(n - x, 0) for x in row_base),
+            row_base,
+            carry[row],
+            share[row],
+            n_text=n_text[row],
+            n_visual=n_visual[row],
+            protected=n_prot[row],
+            prompt_len=n,
+            future_capacity=later * sum(max(n - x, 0) for x in row_base),
         )
         text_rows.append(text)
         visual_rows.append(visual)
@@ -126,6 +147,7 @@ def _modality_split(
     visual_t = torch.tensor(visual_rows, dtype=torch.long, device=device)
     budgets = torch.tensor(n_prot, dtype=torch.long, device=device)[:, None] + text_t + visual_t
     return budgets, (text_t, visual_t)
+
 
 def fastv_ranking(ctx: CacheContext, layer_idx: int, importance: torch.Tensor) -> torch.Tensor:
     """FastV: layer K-1 ranks the tokens once (mean over its heads); every later layer and head uses it."""

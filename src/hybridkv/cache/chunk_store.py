@@ -183,9 +183,22 @@ class ChunkStore:
     # ------------------------------------------------------------------ accounting
     def hot_tensors(self) -> list[torch.Tensor]:
         return [
-            self.kmin, self.kmax, self.chunk_valid, self.chunk_len, self.slot_chunk, self.slot_len, self.slot_used,
-            self.slot_active, self.segments, self.n_select, self.n_chunks, self.chunk_offset, self.n_slots,
-            self.slot_offset, self._slot_ok, self._slot_idx,
+            self.kmin,
+            self.kmax,
+            self.chunk_valid,
+            self.chunk_len,
+            self.slot_chunk,
+            self.slot_len,
+            self.slot_used,
+            self.slot_active,
+            self.segments,
+            self.n_select,
+            self.n_chunks,
+            self.chunk_offset,
+            self.n_slots,
+            self.slot_offset,
+            self._slot_ok,
+            self._slot_idx,
         ]
 
     def cold_tensors(self) -> list[torch.Tensor]:

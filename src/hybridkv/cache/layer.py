@@ -181,8 +181,14 @@ class HybridLayer(CacheLayerMixin):
             scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
             prior = None if cfg.profile is None else cfg.profile.static_types()[self.layer_idx]
             static = classify_static(
-                scores, cfg.theta, cfg.head_types, mode=cfg.classify, rule=cfg.rule,
-                dynamic_share=cfg.dynamic_share, prior=prior, margin=cfg.margin,
+                scores,
+                cfg.theta,
+                cfg.head_types,
+                mode=cfg.classify,
+                rule=cfg.rule,
+                dynamic_share=cfg.dynamic_share,
+                prior=prior,
+                margin=cfg.margin,
             )
         lengths = [int(n) for n in win.lengths.tolist()]
         token_probs = win.probs
@@ -217,13 +223,18 @@ class HybridLayer(CacheLayerMixin):
             sink = protected_positions(key_valid, sinks=cfg.sinks, window=0)[:, None, :].expand(b, hkv, length)
             compressed = budgets < torch.tensor(lengths, device=budgets.device)[:, None]
             self.eviction = DecodeEviction(
-                (token_probs.float() * rows[:, None, None])[resident], sink[resident],
-                budgets.flatten().to(key.device), compressed.flatten().to(key.device),
+                (token_probs.float() * rows[:, None, None])[resident],
+                sink[resident],
+                budgets.flatten().to(key.device),
+                compressed.flatten().to(key.device),
             )
         self.row_lengths = lengths
         self.heads = LayerHeads(
-            scores=scores.tolist(), static=static.tolist(), budget=budgets.tolist(),
-            hot_tokens=hot_tokens, cold_tokens=cold_tokens,
+            scores=scores.tolist(),
+            static=static.tolist(),
+            budget=budgets.tolist(),
+            hot_tokens=hot_tokens,
+            cold_tokens=cold_tokens,
         )
         self.keys = self.values = None  # the full prompt K/V is released here
         self.phase = Phase.COMPRESSED
@@ -303,8 +314,15 @@ class HybridLayer(CacheLayerMixin):
         )
         self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
         self.chunks = ChunkStore(
-            bodies_k, bodies_v, segments, n_select, chunk_size=cfg.chunk_size, n_slots=n_slots,
-            slots=self.hot.slot_views(cfg.chunk_size), tier=self.ctx.tier, device=key.device,
+            bodies_k,
+            bodies_v,
+            segments,
+            n_select,
+            chunk_size=cfg.chunk_size,
+            n_slots=n_slots,
+            slots=self.hot.slot_views(cfg.chunk_size),
+            tier=self.ctx.tier,
+            device=key.device,
             scoring=cfg.chunk_scoring,
         )
         self.dyn_index = torch.tensor([(bi, hi) for bi, hi, *_ in plan], dtype=torch.long, device=key.device)
@@ -346,7 +364,13 @@ class HybridLayer(CacheLayerMixin):
                 self.ctx.recorder.record_fetch(step, res.hits, res.misses)
         hot = self.hot
         o1, l1, *logits = segment_attention(
-            q_cols, col_seg, hot.keys, hot.values, hot.seg, scaling, active=hot.active,
+            q_cols,
+            col_seg,
+            hot.keys,
+            hot.values,
+            hot.seg,
+            scaling,
+            active=hot.active,
             return_logits=self.eviction is not None,
         )
         o2, l2 = tail_attention(query, self.keys, self.values, scaling)

@@ -31,9 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "cache once, as the reference), score them by exact match, and write results.json, a table and "
         "two plots (accuracy vs budget, accuracy vs measured hot KV bytes).",
     )
-    p.add_argument(
-        "--model", default=DEFAULT_MODEL, help=MODEL_HELP
-    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     p.add_argument("--tasks", default=ALL_TASKS, help="comma-separated suite tasks, or 'all' (default)")
     p.add_argument(
         "--methods",

@@ -108,7 +108,5 @@ def load_jsonl(path: str | os.PathLike[str]) -> list[TaskItem]:
                 record = json.loads(line)
                 items.append(_item(record, manifest.parent))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(
-                    f"{manifest}:{number}: malformed item ({exc!r}); re-export the suite"
-                ) from None
+                raise InputError(f"{manifest}:{number}: malformed item ({exc!r}); re-export the suite") from None
     return items

@@ -120,9 +120,7 @@ def _build(spec: TaskSpec, split: str, index: int, seed: int, meta: Meta) -> Tas
     )
 
 
-def _iter_items(
-    task: str, split: str, n: int, seed: int, task_options: Mapping[str, Any]
-) -> Iterator[TaskItem]:
+def _iter_items(task: str, split: str, n: int, seed: int, task_options: Mapping[str, Any]) -> Iterator[TaskItem]:
     spec = get_spec(task)
     _check_split(split)
     _check_seed(seed)
@@ -138,9 +136,7 @@ def generate_items(task: str, split: str, n: int, *, seed: int = 0, **task_optio
     return list(_iter_items(task, split, n, seed, task_options))
 
 
-def iter_suite(
-    split: str, n_per_task: int, *, tasks: Iterable[str] | None = None, seed: int = 0
-) -> Iterator[TaskItem]:
+def iter_suite(split: str, n_per_task: int, *, tasks: Iterable[str] | None = None, seed: int = 0) -> Iterator[TaskItem]:
     """n_per_task items of each task with default options, task after task, rendered lazily."""
     chosen = TASKS if tasks is None else (tasks,) if isinstance(tasks, str) else tuple(tasks)
     for task in chosen:

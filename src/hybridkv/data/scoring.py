@@ -14,9 +14,7 @@ from types import MappingProxyType
 _NUMBER_WORDS: Mapping[str, str] = MappingProxyType(
     {
         word: str(i)
-        for i, word in enumerate(
-            "zero one two three four five six seven eight nine ten eleven twelve".split()
-        )
+        for i, word in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
     }
 )
 _ARTICLES = frozenset({"a", "an", "the"})

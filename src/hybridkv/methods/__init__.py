@@ -24,8 +24,24 @@ from .streaming import StreamingLLM
 METHODS: dict[str, type[Method]] = {
     cls.name: cls
     for cls in (
-        FullCache, HybridKV, TextPriorOnly, RetrievalOnly, HybridKVNoHeadAlloc, HybridKVUniform, HybridKVProfile,
-        HybridKVAdaptive, StreamingLLM, SnapKV, PyramidKV, AdaKV, Quest, H2O, FastV, LookM, MadaKV, SparseMM,
+        FullCache,
+        HybridKV,
+        TextPriorOnly,
+        RetrievalOnly,
+        HybridKVNoHeadAlloc,
+        HybridKVUniform,
+        HybridKVProfile,
+        HybridKVAdaptive,
+        StreamingLLM,
+        SnapKV,
+        PyramidKV,
+        AdaKV,
+        Quest,
+        H2O,
+        FastV,
+        LookM,
+        MadaKV,
+        SparseMM,
     )
 }
 
@@ -39,7 +55,25 @@ def get_method(name: str, **options: Any) -> Method:
 
 
 __all__ = [
-    "H2O", "METHODS", "AdaKV", "FastV", "FullCache", "HybridKV", "HybridKVAdaptive", "HybridKVNoHeadAlloc",
-    "HybridKVProfile", "HybridKVUniform", "LookM", "MadaKV", "Method", "PyramidKV", "Quest", "RetrievalOnly",
-    "SnapKV", "SparseMM", "StreamingLLM", "TextPriorOnly", "get_method",
+    "H2O",
+    "METHODS",
+    "AdaKV",
+    "FastV",
+    "FullCache",
+    "HybridKV",
+    "HybridKVAdaptive",
+    "HybridKVNoHeadAlloc",
+    "HybridKVProfile",
+    "HybridKVUniform",
+    "LookM",
+    "MadaKV",
+    "Method",
+    "PyramidKV",
+    "Quest",
+    "RetrievalOnly",
+    "SnapKV",
+    "SparseMM",
+    "StreamingLLM",
+    "TextPriorOnly",
+    "get_method",
 ]

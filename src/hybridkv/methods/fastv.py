@@ -36,5 +36,8 @@ class FastV(HybridKV):
 
     name: ClassVar[str] = "fastv"
     defaults: ClassVar[dict[str, Any]] = {
-        "head_types": "static", "selector": "fastv", "allocator": "fastv", "pooling_kernel": 1,
+        "head_types": "static",
+        "selector": "fastv",
+        "allocator": "fastv",
+        "pooling_kernel": 1,
     }

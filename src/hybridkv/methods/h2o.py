@@ -35,6 +35,10 @@ class H2O(HybridKV):
 
     name: ClassVar[str] = "h2o"
     defaults: ClassVar[dict[str, Any]] = {
-        "head_types": "static", "selector": "attention", "allocator": "uniform", "token_scores": "accumulated",
-        "pooling_kernel": 1, "evict_during_decode": True,
+        "head_types": "static",
+        "selector": "attention",
+        "allocator": "uniform",
+        "token_scores": "accumulated",
+        "pooling_kernel": 1,
+        "evict_during_decode": True,
     }

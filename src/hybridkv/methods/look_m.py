@@ -33,6 +33,9 @@ class LookM(HybridKV):
 
     name: ClassVar[str] = "look-m"
     defaults: ClassVar[dict[str, Any]] = {
-        "head_types": "static", "selector": "text_prior", "allocator": "uniform", "merge": "average",
+        "head_types": "static",
+        "selector": "text_prior",
+        "allocator": "uniform",
+        "merge": "average",
         "pooling_kernel": 1,
     }

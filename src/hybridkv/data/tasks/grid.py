@@ -19,9 +19,7 @@ from ..palette import BLOCK_PX, COLOUR_NAMES, COLOURS, GRID_LINE, HEADER_FILL, H
 from ..spec import Meta, Options, Rendered, TaskSpec, pick, require_choices, require_int
 
 KINDS: tuple[str, ...] = ("digits", "letters", "shapes")
-_SYMBOLS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"digits": DIGITS, "letters": LETTERS, "shapes": SHAPES}
-)
+_SYMBOLS: Mapping[str, tuple[str, ...]] = MappingProxyType({"digits": DIGITS, "letters": LETTERS, "shapes": SHAPES})
 
 
 def grid_vocabulary(kinds: tuple[str, ...]) -> frozenset[str]:
@@ -36,9 +34,7 @@ def sample_grid(rng: np.random.Generator, rows: int, cols: int, kinds: tuple[str
     cells = [[symbols[int(i)] for i in row] for row in rng.integers(len(symbols), size=(rows, cols))]
     colours = None
     if kind == "shapes":
-        colours = [
-            [COLOUR_NAMES[int(i)] for i in row] for row in rng.integers(len(COLOUR_NAMES), size=(rows, cols))
-        ]
+        colours = [[COLOUR_NAMES[int(i)] for i in row] for row in rng.integers(len(COLOUR_NAMES), size=(rows, cols))]
     return {"kind": kind, "cells": cells, "colours": colours}
 
 
