@@ -108,6 +108,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULTS.recognition_loss})",
     )
     run.add_argument(
+        "--position-loss",
+        type=float,
+        help="weight of the loss that trains each grid token to carry its cell's row and column "
+        f"(default {DEFAULTS.position_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -143,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "readout_items": args.readout_items,
         "visual_mean_penalty": args.visual_mean_penalty,
         "recognition_loss": args.recognition_loss,
+        "position_loss": args.position_loss,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

@@ -9,7 +9,7 @@ from hybridkv.data import generate_items
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.embedded.examples import collate, encode
 from hybridkv.embedded.model import build_untrained
-from hybridkv.embedded.visual_targets import IGNORE, MAX_WORDS, block_words, item_boxes, visual_targets
+from hybridkv.embedded.visual_targets import IGNORE, MAX_WORDS, ROW, block_words, item_boxes, visual_targets
 
 
 @pytest.fixture(scope="module")
@@ -18,13 +18,15 @@ def loaded():
 
 
 def _names(tokenizer, ids: torch.Tensor) -> list[tuple[str, ...]]:
-    return [tuple(tokenizer.decode([i]) for i in row.tolist() if i != IGNORE) for row in ids]
+    return [tuple(tokenizer.decode([i]) for i in row.tolist() if i != IGNORE) for row in ids[:, :MAX_WORDS]]
 
 
 def test_grid_blocks_name_their_cell_and_headers_their_digit(loaded):
     (item,) = generate_items("grid", "train", 1, seed=3, rows=3, cols=11, cell_blocks=2)
     inputs = loaded.build_inputs(item.prompt, list(item.images))
-    names = _names(loaded.tokenizer, visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer))
+    targets = visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer)
+    names = _names(loaded.tokenizer, targets)
+    positions = [tuple(row) for row in targets[:, ROW:].tolist()]
     cells = item.meta["grid"]["cells"]
     width = 2 * (len(cells[0]) + 1)  # blocks per image row: header column + 11 cells, 2 blocks each
     assert len(names) == width * 2 * (len(cells) + 1)
@@ -34,11 +36,13 @@ def test_grid_blocks_name_their_cell_and_headers_their_digit(loaded):
             words = (symbol,) if colours is None else (colours[r][c], symbol)
             for dy in (0, 1):
                 for dx in (0, 1):
-                    assert names[(2 * (r + 1) + dy) * width + 2 * (c + 1) + dx] == words
+                    block = (2 * (r + 1) + dy) * width + 2 * (c + 1) + dx
+                    assert names[block] == words and positions[block] == (r + 1, c + 1)
     assert names[0] == () and names[1] == ()  # the empty corner
     assert names[2 * 2] == ("2",)  # column 2's header
     assert names[2 * 11] == ("1",) and names[2 * 11 + 1] == ("1",)  # column 11: its digits side by side
-    assert names[2 * width] == ("1",)  # row 1's header
+    assert names[2 * width] == ("1",) and positions[2 * width] == (1, 0)  # row 1's header
+    assert positions[2 * 11] == (0, 11) and positions[0] == (IGNORE, IGNORE)
 
 
 @pytest.mark.parametrize("task", ["attribute", "counting", "multi_image"])
@@ -47,7 +51,8 @@ def test_scene_blocks_name_the_colour_and_shape_of_the_object_on_them(loaded, ta
     inputs = loaded.build_inputs(item.prompt, list(item.images))
     targets = visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer)
     image_tokens = int((inputs["input_ids"] == loaded.model.config.image_token_id).sum())
-    assert targets.shape == (image_tokens, MAX_WORDS)
+    assert targets.shape == (image_tokens, MAX_WORDS + 2)
+    assert (targets[:, ROW:] == IGNORE).all()  # scenes have no grid positions
     names = set(_names(loaded.tokenizer, targets)) - {()}
     meta = item.meta
     objects = meta["objects"] if task != "multi_image" else [o for im in meta["images"] for o in im["objects"]]
@@ -56,9 +61,12 @@ def test_scene_blocks_name_the_colour_and_shape_of_the_object_on_them(loaded, ta
 
 def test_a_block_takes_every_box_covering_a_quarter_of_it():
     half = BLOCK_PX // 2
-    boxes = [(0, 0, BLOCK_PX + half, BLOCK_PX, ("a",)), (BLOCK_PX + half, 0, 3 * BLOCK_PX, BLOCK_PX, ("b",))]
+    boxes = [
+        (0, 0, BLOCK_PX + half, BLOCK_PX, ("a",), None),
+        (BLOCK_PX + half, 0, 3 * BLOCK_PX, BLOCK_PX, ("b",), None),
+    ]
     assert block_words(boxes, 1, 3) == [[("a",), ("a", "b"), ("b",)]]
-    sliver = [(0, 0, BLOCK_PX // 8, BLOCK_PX, ("c",))]
+    sliver = [(0, 0, BLOCK_PX // 8, BLOCK_PX, ("c",), None)]
     assert block_words(sliver, 1, 1) == [[()]]
 
 
@@ -75,7 +83,7 @@ def test_video_frames_and_text_only_items_have_no_targets_but_keep_alignment(loa
     assert batch["visual_targets"].shape[0] == int((batch["input_ids"] == loaded.model.config.image_token_id).sum())
 
 
-def test_recognition_loss_trains_the_vision_tower_only_when_asked(loaded):
+def test_recognition_and_position_losses_train_the_vision_tower_only_when_asked(loaded):
     from hybridkv.embedded.training import train_step_loss
 
     (item,) = generate_items("grid", "train", 1, seed=6, rows=3, cols=3)
@@ -83,16 +91,21 @@ def test_recognition_loss_trains_the_vision_tower_only_when_asked(loaded):
     model = loaded.model
     first = next(model.model.visual.parameters())
     grads, losses = [], []
-    for weight in (0.0, 1.0):
+    for recognition, position in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
         model.zero_grad(set_to_none=True)
-        loss, per_label = train_step_loss(loaded, examples, 4096, recognition_loss=weight)
-        assert ("(recognition)" in per_label) == (weight > 0)
+        loss, per_label = train_step_loss(loaded, examples, 4096, recognition_loss=recognition, position_loss=position)
+        assert ("(recognition)" in per_label) == (recognition > 0) and ("(position)" in per_label) == (position > 0)
         grads.append(first.grad.clone())
         losses.append(loss)
     model.zero_grad(set_to_none=True)
-    assert losses[0] == pytest.approx(losses[1])  # the reported step loss is the answers' alone
-    assert not torch.allclose(grads[0], grads[1])  # the extra term reaches the vision tower's first layer
+    assert losses[0] == pytest.approx(losses[1]) == pytest.approx(losses[2])  # the step loss is the answers'
+    for extra in grads[1:]:  # each extra term reaches the vision tower's first layer
+        assert not torch.allclose(grads[0], extra)
     with pytest.raises(Exception, match="recognition_loss"):
         from hybridkv.embedded.training import TrainSettings
 
         TrainSettings(recognition_loss=-1.0)
+    with pytest.raises(Exception, match="position_loss"):
+        from hybridkv.embedded.training import TrainSettings
+
+        TrainSettings(position_loss=-1.0)

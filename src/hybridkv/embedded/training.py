@@ -33,6 +33,7 @@ from .model import build_untrained
 from .prefetch import StepData
 from .schedule import learning_rate
 from .visual_targets import IGNORE as VISUAL_IGNORE
+from .visual_targets import MAX_POSITION, MAX_WORDS, ROW
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
@@ -61,15 +62,18 @@ class TrainSettings:
     recognition_loss: float = 0.0
     """Weight of the per-visual-token recognition loss (each token names the words it shows; see
     ``hybridkv.embedded.visual_targets``); 0 turns it off."""
+    position_loss: float = 0.0
+    """Weight of the loss asking each grid token to carry its cell's row and column (see
+    ``hybridkv.embedded.visual_targets``); 0 turns it off."""
     readout_items: float = 0.0
     """Share of items (of tasks that have read-outs) asked one read-out instead of their own question, as an
     item of its own: the layout under which a text-only probe learned to copy (see ``hybridkv.embedded.readouts``)."""
 
     def __post_init__(self) -> None:
-        if self.visual_mean_penalty < 0 or self.recognition_loss < 0:
+        if min(self.visual_mean_penalty, self.recognition_loss, self.position_loss) < 0:
             raise ConfigError(
-                f"visual_mean_penalty={self.visual_mean_penalty} and recognition_loss={self.recognition_loss} "
-                "must be non-negative"
+                f"visual_mean_penalty={self.visual_mean_penalty}, recognition_loss={self.recognition_loss} and "
+                f"position_loss={self.position_loss} must be non-negative"
             )
         if self.follow_ups < 0 or self.readouts < 0:
             raise ConfigError(f"follow_ups={self.follow_ups} and readouts={self.readouts} must be non-negative")
@@ -237,7 +241,12 @@ def _train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr
     loss, variant_losses = train_step_loss(
-        loaded, examples, settings.max_tokens, settings.visual_mean_penalty, settings.recognition_loss
+        loaded,
+        examples,
+        settings.max_tokens,
+        settings.visual_mean_penalty,
+        settings.recognition_loss,
+        settings.position_loss,
     )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
@@ -258,6 +267,7 @@ def train_step_loss(
     max_tokens: int,
     visual_mean_penalty: float = 0.0,
     recognition_loss: float = 0.0,
+    position_loss: float = 0.0,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -273,8 +283,9 @@ def train_step_loss(
     pick out the right one. The penalty removes only the common part; what differs between tokens is free.
 
     ``recognition_loss`` adds that weight times the mean :func:`recognition_token_losses` of the step's
-    labelled visual tokens; their mean loss is reported under the label ``(recognition)``. Neither extra
-    term is part of the returned step loss, which stays comparable between runs.
+    labelled visual tokens, reported under the label ``(recognition)``; ``position_loss`` likewise with
+    :func:`position_token_losses` of the grid tokens, under ``(position)``. No extra term is part of the
+    returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -291,20 +302,23 @@ def train_step_loss(
             merged.clear()
             emitted.clear()
             batch = collate(group, loaded.tokenizer.pad_token_id)
-            word_ids = batch.pop("visual_targets", None)
+            visual_targets = batch.pop("visual_targets", None)
             token_loss, rows, targets = answer_token_losses(loaded, batch)
             loss = token_loss.sum() / total_tokens
             share = len(group) / len(examples)
             if visual_mean_penalty and merged:
                 common = torch.cat(merged).mean(dim=0)
                 loss = loss + visual_mean_penalty * common.pow(2).mean() * share
-            if recognition_loss and word_ids is not None and emitted:
-                recognition = recognition_token_losses(loaded, emitted[0], word_ids)
-                if recognition.numel():
-                    loss = loss + recognition_loss * recognition.mean() * share
-                    acc = per_label["(recognition)"]
-                    acc[0] += float(recognition.detach().sum())
-                    acc[1] += recognition.numel()
+            for name, weight, losses in (
+                ("(recognition)", recognition_loss, recognition_token_losses),
+                ("(position)", position_loss, position_token_losses),
+            ):
+                if weight and visual_targets is not None and emitted:
+                    extra = losses(loaded, emitted[0], visual_targets)
+                    if extra.numel():
+                        loss = loss + weight * extra.mean() * share
+                        per_label[name][0] += float(extra.detach().sum())
+                        per_label[name][1] += extra.numel()
             loss.backward()
             is_answer = targets != loaded.tokenizer.eos_token_id
             step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
@@ -314,14 +328,14 @@ def train_step_loss(
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
 
 
-def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, word_ids: torch.Tensor) -> torch.Tensor:
+def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per labelled visual token: the mean, over the words it shows, of their negative log-likelihood when
     the token is scored against the (tied) word embeddings through the language model's output head.
 
     Scoring with the output head pulls a token toward the embeddings of its words, the space the language
     model already reads words in.
     """
-    word_ids = word_ids.to(visual_tokens.device)
+    word_ids = targets[:, :MAX_WORDS].to(visual_tokens.device)
     labelled = word_ids[:, 0] != VISUAL_IGNORE
     if not labelled.any():
         return visual_tokens.new_zeros(0)
@@ -330,6 +344,31 @@ def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, w
     valid = ids != VISUAL_IGNORE
     picked = logp.gather(1, ids.clamp(min=0)) * valid
     return -picked.sum(dim=1) / valid.sum(dim=1)
+
+
+def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per grid token: the mean cross-entropy of its row and of its column, read from the token by a fixed
+    random projection (no trained parameters, so checkpoints and the exported model are unchanged).
+
+    A fixed read-out only asks the vision tower to write the position somewhere linear; the language
+    model learns to read it through the answers.
+    """
+    positions = targets[:, ROW:].to(visual_tokens.device)
+    on_grid = positions[:, 0] != VISUAL_IGNORE
+    if not on_grid.any():
+        return visual_tokens.new_zeros(0)
+    readout = _position_readout(visual_tokens.shape[-1]).to(visual_tokens.device)
+    logits = torch.einsum("nh,hkp->nkp", visual_tokens[on_grid].float(), readout)
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, MAX_POSITION + 1), positions[on_grid].reshape(-1), reduction="none"
+    )
+    return losses.view(-1, 2).mean(dim=1)
+
+
+def _position_readout(width: int) -> torch.Tensor:
+    """``(width, 2, MAX_POSITION + 1)``: one fixed random direction per row and per column index."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(width, 2, MAX_POSITION + 1, generator=generator) / width**0.5
 
 
 def _accumulate(

@@ -12,6 +12,11 @@ like the embedding of the word it shows can then be copied the way a listed word
 Targets exist for grids (``grid``, ``long_mixed``) and scenes (``attribute``, ``counting``,
 ``multi_image``, ``text_copy``'s distractor image). Video frames and blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
+
+Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column:
+the language model cannot tell where a visual token sits in its image (M-RoPE's width section barely
+turns from one column to the next; see docs/embedded-model.md), so a cell's position has to be
+written into its token by the vision tower, and ``position_loss`` in training asks it to.
 """
 
 from __future__ import annotations
@@ -33,9 +38,14 @@ from .model import item_images
 IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
+# Target columns: MAX_WORDS word ids, then the grid row and column (IGNORE off grids).
+ROW, COL = MAX_WORDS, MAX_WORDS + 1
+# Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
+MAX_POSITION = 32
 _MIN_COVER = 0.25
 
-Box = tuple[int, int, int, int, tuple[str, ...]]  # x0, y0, x1, y1 (exclusive), words
+# x0, y0, x1, y1 (exclusive), words, and the grid (row, column) the box belongs to (None off grids).
+Box = tuple[int, int, int, int, tuple[str, ...], tuple[int, int] | None]
 
 
 def grid_boxes(grid: Mapping[str, Any], cell_blocks: int) -> list[Box]:
@@ -47,14 +57,14 @@ def grid_boxes(grid: Mapping[str, Any], cell_blocks: int) -> list[Box]:
         for c, symbol in enumerate(row):
             x0, y0 = cell_origin(r, c, cell_blocks)
             words = (symbol,) if grid["colours"] is None else (grid["colours"][r][c], symbol)
-            boxes.append((x0, y0, x0 + cell_px, y0 + cell_px, words))
-    headers = [(cell_origin(-1, c, cell_blocks), c + 1) for c in range(len(cells[0]))]
-    headers += [(cell_origin(r, -1, cell_blocks), r + 1) for r in range(len(cells))]
-    for (x0, y0), number in headers:
+            boxes.append((x0, y0, x0 + cell_px, y0 + cell_px, words, (r + 1, c + 1)))
+    headers = [(cell_origin(-1, c, cell_blocks), c + 1, (0, c + 1)) for c in range(len(cells[0]))]
+    headers += [(cell_origin(r, -1, cell_blocks), r + 1, (r + 1, 0)) for r in range(len(cells))]
+    for (x0, y0), number, position in headers:
         digits = str(number)
         width = cell_px // len(digits)  # as the renderer splits a header cell between its digits
         for i, digit in enumerate(digits):
-            boxes.append((x0 + i * width, y0, x0 + (i + 1) * width, y0 + cell_px, (digit,)))
+            boxes.append((x0 + i * width, y0, x0 + (i + 1) * width, y0 + cell_px, (digit,), position))
     return boxes
 
 
@@ -65,7 +75,7 @@ def scene_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_bl
     for obj in objects:
         cx, cy = object_centre(obj, image_blocks, slot_blocks)
         x0, y0 = cx - size // 2, cy - size // 2
-        boxes.append((x0, y0, x0 + size, y0 + size, (obj["colour"], obj["shape"])))
+        boxes.append((x0, y0, x0 + size, y0 + size, (obj["colour"], obj["shape"]), None))
     return boxes
 
 
@@ -90,22 +100,34 @@ def item_boxes(item: TaskItem) -> list[list[Box] | None]:
 
 def block_words(boxes: Sequence[Box], blocks_h: int, blocks_w: int) -> list[list[tuple[str, ...]]]:
     """Row-major blocks, each with the words of the boxes covering at least a quarter of it (in box order)."""
-    out: list[list[tuple[str, ...]]] = [[() for _ in range(blocks_w)] for _ in range(blocks_h)]
-    for x0, y0, x1, y1, words in boxes:
+    return [[words for words, _ in row] for row in block_labels(boxes, blocks_h, blocks_w)]
+
+
+def block_labels(
+    boxes: Sequence[Box], blocks_h: int, blocks_w: int
+) -> list[list[tuple[tuple[str, ...], tuple[int, int] | None]]]:
+    """Row-major blocks, each with its words (as :func:`block_words`) and the grid position of the last
+    box covering it (a grid cell's blocks are covered by that cell alone)."""
+    out: list[list[tuple[tuple[str, ...], tuple[int, int] | None]]] = [
+        [((), None) for _ in range(blocks_w)] for _ in range(blocks_h)
+    ]
+    for x0, y0, x1, y1, words, position in boxes:
         for by in range(max(0, y0 // BLOCK_PX), min(blocks_h, -(-y1 // BLOCK_PX))):
             for bx in range(max(0, x0 // BLOCK_PX), min(blocks_w, -(-x1 // BLOCK_PX))):
                 ox = min(x1, (bx + 1) * BLOCK_PX) - max(x0, bx * BLOCK_PX)
                 oy = min(y1, (by + 1) * BLOCK_PX) - max(y0, by * BLOCK_PX)
                 if ox > 0 and oy > 0 and ox * oy >= _MIN_COVER * BLOCK_PX**2:
-                    out[by][bx] = tuple(dict.fromkeys(out[by][bx] + words))[:MAX_WORDS]
+                    merged = tuple(dict.fromkeys(out[by][bx][0] + words))[:MAX_WORDS]
+                    out[by][bx] = (merged, position if position is not None else out[by][bx][1])
     return out
 
 
 def visual_targets(
     item: TaskItem, image_grid_thw: torch.Tensor | None, tokenizer: PreTrainedTokenizerBase
 ) -> torch.Tensor | None:
-    """``(visual tokens, MAX_WORDS)`` word ids per merged visual token of ``item``, in the order the vision
-    tower emits them (image by image, blocks row-major), ``IGNORE`` where there is nothing to name.
+    """``(visual tokens, MAX_WORDS + 2)`` targets per merged visual token of ``item``, in the order the
+    vision tower emits them (image by image, blocks row-major): the word ids it shows, then its grid row
+    and column (columns ``ROW`` and ``COL``), ``IGNORE`` where there is nothing to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -116,10 +138,13 @@ def visual_targets(
     images = item_images(item)
     for boxes, image, (t, h, w) in zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True):
         blocks_h, blocks_w = h // 2, w // 2
-        ids = np.full((t * blocks_h * blocks_w, MAX_WORDS), IGNORE, dtype=np.int64)
+        ids = np.full((t * blocks_h * blocks_w, MAX_WORDS + 2), IGNORE, dtype=np.int64)
         if boxes is not None and image.size == (blocks_w * BLOCK_PX, blocks_h * BLOCK_PX):  # not resized
-            for i, words in enumerate(w for row in block_words(boxes, blocks_h, blocks_w) for w in row):
+            labels = (label for row in block_labels(boxes, blocks_h, blocks_w) for label in row)
+            for i, (words, position) in enumerate(labels):
                 ids[i, : len(words)] = [_word_id(tokenizer, word) for word in words]
+                if position is not None and max(position) <= MAX_POSITION:
+                    ids[i, ROW:] = position
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
