@@ -108,6 +108,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULTS.recognition_loss})",
     )
     run.add_argument(
+        "--init",
+        help="start from this trained model directory (a run's output) with a fresh optimizer and schedule",
+    )
+    run.add_argument(
         "--position-loss",
         type=float,
         help="weight of the loss that trains each grid token to carry its cell's row and column "
@@ -150,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "visual_mean_penalty": args.visual_mean_penalty,
         "recognition_loss": args.recognition_loss,
         "position_loss": args.position_loss,
+        "init": args.init,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

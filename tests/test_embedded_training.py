@@ -215,3 +215,18 @@ def test_readouts_add_supervised_turns_after_the_question(model):
         assert b.answer_tokens > a.answer_tokens + 3  # every listed word (and the spaces) supervised
     with pytest.raises(ConfigError):
         TrainSettings(readouts=-1)
+
+
+def test_init_copies_a_trained_models_weights_and_refuses_other_folders(tmp_path):
+    from hybridkv.embedded.training import load_initial_weights
+    from hybridkv.models import save_pretrained_dir
+
+    source = build_untrained(seed=0)
+    save_pretrained_dir(source, tmp_path / "run")
+    target = build_untrained(seed=1)
+    assert not torch.equal(target.model.lm_head.weight, source.model.lm_head.weight)
+    load_initial_weights(target, str(tmp_path / "run"))
+    for (name, a), b in zip(source.model.state_dict().items(), target.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ConfigError, match="not a model directory"):
+        load_initial_weights(target, str(tmp_path))

@@ -65,6 +65,9 @@ class TrainSettings:
     position_loss: float = 0.0
     """Weight of the loss asking each grid token to carry its cell's row and column (see
     ``hybridkv.embedded.visual_targets``); 0 turns it off."""
+    init: str | None = None
+    """A trained model directory (a run's output) whose weights start this run, with a fresh optimizer and
+    schedule: staged training, e.g. the whole mixture after a text-only phase."""
     readout_items: float = 0.0
     """Share of items (of tasks that have read-outs) asked one read-out instead of their own question, as an
     item of its own: the layout under which a text-only probe learned to copy (see ``hybridkv.embedded.readouts``)."""
@@ -160,6 +163,8 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     mixture = select(options.mixture, settings.tasks)
     loaded = build_untrained(settings.seed)
+    if settings.init is not None and not options.resume:  # a resumed run takes its weights from the checkpoint
+        load_initial_weights(loaded, settings.init)
     data = StepData(loaded, mixture, settings, workers=options.data_workers)
     model = loaded.model
     model.to(options.device)
@@ -406,6 +411,18 @@ def answer_token_losses(
     rows = torch.nonzero(mask)[:, 0]
     chosen = targets[mask]
     return torch.nn.functional.cross_entropy(logits, chosen, reduction="none"), rows, chosen
+
+
+def load_initial_weights(loaded: LoadedModel, directory: str) -> None:
+    """Copy the weights of the trained model in ``directory`` into ``loaded`` (same architecture and tokenizer)."""
+    from hybridkv.models import load_model
+
+    if not (Path(directory) / "config.json").is_file():
+        raise ConfigError(f"--init {directory} is not a model directory (no config.json); give a run's output folder")
+    trained = load_model(directory)
+    if trained.tokenizer.get_vocab() != loaded.tokenizer.get_vocab():
+        raise ConfigError(f"--init {directory} was trained with another tokenizer; retrain it with this version")
+    loaded.model.load_state_dict(trained.model.state_dict())
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
