@@ -17,6 +17,12 @@ grids). Each item is followed by up to --follow-ups more questions about the sam
 chat turns (train-split questions only; see ``hybridkv.embedded.questions``). The loss is on the answer
 tokens and the end-of-turn tokens only.
 
+Dense signals (all off by default; docs/embedded-model.md has what each did): --readouts N adds read-out
+turns (a whole list, grid row or scene spelled out) after each item's questions; --readout-items S asks a
+share S of items one read-out instead of their own question; --recognition-loss W trains each visual
+token to name the words drawn on it, and --position-loss W each grid token to carry its cell's row and
+column. --init DIR starts from a trained run's weights (staged training: text first, then the mixture).
+
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
 in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs
 torchvision (not importable next to the pinned CPU torch), and ``LoadedModel.build_inputs``, which
