@@ -82,6 +82,13 @@ def test_time_budget_stops_cleanly_and_resume_refuses_changed_settings(script, t
         assert (tmp_path / "config.json").is_file() and (tmp_path / CHECKPOINT_DIR / "state.json").is_file()
         with pytest.raises(ConfigError, match="--lr"):
             script.main(["--out", str(tmp_path), "--lr", "0.5", "--resume", *TINY_RUN])
+        # a checkpoint written before a setting existed resumes with that setting's default
+        state_path = tmp_path / CHECKPOINT_DIR / "state.json"
+        state = json.loads(state_path.read_text())
+        del state["settings"]["init"], state["settings"]["position_loss"]
+        state_path.write_text(json.dumps(state))
+        resumed = script.main(["--out", str(tmp_path), "--resume", "--stop-after", "2", *TINY_RUN])
+        assert resumed.steps_done == 2
     finally:
         torch.set_num_threads(threads)
 

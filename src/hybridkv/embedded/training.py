@@ -173,7 +173,8 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     step, elapsed_before = 0, 0.0
     if options.resume:
         resumed = load_checkpoint(out / CHECKPOINT_DIR, model, optimizer)
-        if {**resumed.settings, "steps": 0} != {**settings.to_json(), "steps": 0}:
+        saved = TrainSettings.from_json(resumed.settings).to_json()  # a setting added since takes its default
+        if {**saved, "steps": 0} != {**settings.to_json(), "steps": 0}:
             raise ConfigError("the settings differ from the checkpoint's; merge them with settings_for_resume")
         step, elapsed_before = resumed.step, resumed.elapsed_seconds
     log = _Log(out / LOG_FILE, keep_through=step)
