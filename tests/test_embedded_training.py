@@ -184,7 +184,14 @@ def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
             mine, theirs = here.get(step, 50), ahead.get(step, 50)
             assert [e.label for e in mine] == [e.label for e in theirs]
             for a, b in zip(mine, theirs, strict=True):
-                for name in ("input_ids", "labels", "mm_token_type_ids", "pixel_values", "image_grid_thw"):
+                for name in (
+                    "input_ids",
+                    "labels",
+                    "mm_token_type_ids",
+                    "pixel_values",
+                    "image_grid_thw",
+                    "visual_targets",
+                ):
                     x, y = getattr(a, name), getattr(b, name)
                     assert (x is None and y is None) or torch.equal(x, y), name
 
