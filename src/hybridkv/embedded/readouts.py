@@ -8,8 +8,9 @@ item. Before it can answer such questions it must learn to attend to a chosen to
 a copy of one listed word or one visual token in reading order: the same attention, many times per
 forward. In a text-only probe (docs/embedded-model.md), half of each batch being "Repeat the list."
 items of their own made the copy attention appear within about 1,400 steps, where one-word questions
-alone had not in two thousand. Asked as a later turn of the item's conversation, as here, it had not
-yet done so after 1,148 steps of the one run made so far.
+alone had not in two thousand. Asked as a later turn of the item's conversation it had not yet done so
+after 1,148 steps of the one run made; as items of their own through the training script
+(``as_readout_item``, ``--readout-items``) it did, and ``text_copy`` reached 67% in 3,000 steps.
 
 Read-outs are training-only: turns asked after an item's own question about the same prompt and
 images, or (``as_readout_item``) an item's own question replaced by one, as the probe did (train-split
