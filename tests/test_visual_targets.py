@@ -9,12 +9,16 @@ from hybridkv.data import generate_items
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.embedded.examples import collate, encode
 from hybridkv.embedded.model import build_untrained
-from hybridkv.embedded.visual_targets import IGNORE, MAX_WORDS, ROW, block_words, item_boxes, visual_targets
+from hybridkv.embedded.visual_targets import IGNORE, MAX_WORDS, ROW, block_labels, item_boxes, visual_targets
 
 
 @pytest.fixture(scope="module")
 def loaded():
     return build_untrained(seed=0)
+
+
+def _words(blocks) -> list[list[tuple[str, ...]]]:
+    return [[words for words, _ in row] for row in blocks]
 
 
 def _names(tokenizer, ids: torch.Tensor) -> list[tuple[str, ...]]:
@@ -65,9 +69,9 @@ def test_a_block_takes_every_box_covering_a_quarter_of_it():
         (0, 0, BLOCK_PX + half, BLOCK_PX, ("a",), None),
         (BLOCK_PX + half, 0, 3 * BLOCK_PX, BLOCK_PX, ("b",), None),
     ]
-    assert block_words(boxes, 1, 3) == [[("a",), ("a", "b"), ("b",)]]
+    assert _words(block_labels(boxes, 1, 3)) == [[("a",), ("a", "b"), ("b",)]]
     sliver = [(0, 0, BLOCK_PX // 8, BLOCK_PX, ("c",), None)]
-    assert block_words(sliver, 1, 1) == [[()]]
+    assert _words(block_labels(sliver, 1, 1)) == [[()]]
 
 
 def test_video_frames_and_text_only_items_have_no_targets_but_keep_alignment(loaded):

@@ -38,8 +38,8 @@ from .model import item_images
 IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
-# Target columns: MAX_WORDS word ids, then the grid row and column (IGNORE off grids).
-ROW, COL = MAX_WORDS, MAX_WORDS + 1
+# Target columns: MAX_WORDS word ids, then the grid row and column (IGNORE off grids) from ROW on.
+ROW = MAX_WORDS
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
 _MIN_COVER = 0.25
@@ -98,16 +98,11 @@ def item_boxes(item: TaskItem) -> list[list[Box] | None]:
     return per_image + [None] * len(item.video or ())
 
 
-def block_words(boxes: Sequence[Box], blocks_h: int, blocks_w: int) -> list[list[tuple[str, ...]]]:
-    """Row-major blocks, each with the words of the boxes covering at least a quarter of it (in box order)."""
-    return [[words for words, _ in row] for row in block_labels(boxes, blocks_h, blocks_w)]
-
-
 def block_labels(
     boxes: Sequence[Box], blocks_h: int, blocks_w: int
 ) -> list[list[tuple[tuple[str, ...], tuple[int, int] | None]]]:
-    """Row-major blocks, each with its words (as :func:`block_words`) and the grid position of the last
-    box covering it (a grid cell's blocks are covered by that cell alone)."""
+    """Row-major blocks, each with the words of the boxes covering at least a quarter of it (in box order)
+    and the grid position of the last such box (a grid cell's blocks are covered by that cell alone)."""
     out: list[list[tuple[tuple[str, ...], tuple[int, int] | None]]] = [
         [((), None) for _ in range(blocks_w)] for _ in range(blocks_h)
     ]
@@ -127,7 +122,7 @@ def visual_targets(
 ) -> torch.Tensor | None:
     """``(visual tokens, MAX_WORDS + 2)`` targets per merged visual token of ``item``, in the order the
     vision tower emits them (image by image, blocks row-major): the word ids it shows, then its grid row
-    and column (columns ``ROW`` and ``COL``), ``IGNORE`` where there is nothing to name.
+    and column (columns ``ROW`` and ``ROW + 1``), ``IGNORE`` where there is nothing to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -135,6 +130,7 @@ def visual_targets(
     if image_grid_thw is None:
         return None
     rows = []
+    word_ids: dict[str, int] = {}  # a few dozen distinct words label thousands of blocks: tokenize each once
     images = item_images(item)
     for boxes, image, (t, h, w) in zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True):
         blocks_h, blocks_w = h // 2, w // 2
@@ -142,7 +138,10 @@ def visual_targets(
         if boxes is not None and image.size == (blocks_w * BLOCK_PX, blocks_h * BLOCK_PX):  # not resized
             labels = (label for row in block_labels(boxes, blocks_h, blocks_w) for label in row)
             for i, (words, position) in enumerate(labels):
-                ids[i, : len(words)] = [_word_id(tokenizer, word) for word in words]
+                for j, word in enumerate(words):
+                    if word not in word_ids:
+                        word_ids[word] = _word_id(tokenizer, word)
+                    ids[i, j] = word_ids[word]
                 if position is not None and max(position) <= MAX_POSITION:
                     ids[i, ROW:] = position
         rows.append(ids)
