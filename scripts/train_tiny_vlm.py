@@ -20,8 +20,9 @@ tokens and the end-of-turn tokens only.
 Dense signals (all off by default; docs/embedded-model.md has what each did): --readouts N adds read-out
 turns (a whole list, grid row or scene spelled out) after each item's questions; --readout-items S asks a
 share S of items one read-out instead of their own question; --recognition-loss W trains each visual
-token to name the words drawn on it, and --position-loss W each grid token to carry its cell's row and
-column. --init DIR starts from a trained run's weights (staged training: text first, then the mixture).
+token to name the words drawn on it, --position-loss W each grid token to carry its cell's row and
+column, and --lookup-loss W puts the last decoder layer's attention, at each answer word, on the prompt
+tokens that show it. --init DIR starts from a trained run's weights (staged training: text first, then the mixture).
 
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
 in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs
@@ -124,6 +125,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"(default {DEFAULTS.position_loss})",
     )
     run.add_argument(
+        "--lookup-loss",
+        type=float,
+        help="weight of the loss that puts the last layer's attention, at each answer word, on the tokens "
+        f"showing it (default {DEFAULTS.lookup_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -160,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "visual_mean_penalty": args.visual_mean_penalty,
         "recognition_loss": args.recognition_loss,
         "position_loss": args.position_loss,
+        "lookup_loss": args.lookup_loss,
         "init": args.init,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

@@ -28,12 +28,18 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
 from .examples import IGNORE_INDEX, Example, collate, micro_batches
+from .guidance import (
+    lookup_sources,
+    lookup_token_losses,
+    position_token_losses,
+    recognition_token_losses,
+    token_contents,
+    word_tokens,
+)
 from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
 from .prefetch import StepData
 from .schedule import learning_rate
-from .visual_targets import IGNORE as VISUAL_IGNORE
-from .visual_targets import MAX_POSITION, MAX_WORDS, ROW
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
@@ -71,12 +77,15 @@ class TrainSettings:
     readout_items: float = 0.0
     """Share of items (of tasks that have read-outs) asked one read-out instead of their own question, as an
     item of its own: the layout under which a text-only probe learned to copy (see ``hybridkv.embedded.readouts``)."""
+    lookup_loss: float = 0.0
+    """Weight of the loss putting the last decoder layer's attention, at each answer word, on the prompt
+    tokens that show that word (see ``hybridkv.embedded.guidance``); 0 turns it off."""
 
     def __post_init__(self) -> None:
-        if min(self.visual_mean_penalty, self.recognition_loss, self.position_loss) < 0:
+        weights = ("visual_mean_penalty", "recognition_loss", "position_loss", "lookup_loss")
+        if min(getattr(self, name) for name in weights) < 0:
             raise ConfigError(
-                f"visual_mean_penalty={self.visual_mean_penalty}, recognition_loss={self.recognition_loss} and "
-                f"position_loss={self.position_loss} must be non-negative"
+                ", ".join(f"{name}={getattr(self, name)}" for name in weights) + ": loss weights must be non-negative"
             )
         if self.follow_ups < 0 or self.readouts < 0:
             raise ConfigError(f"follow_ups={self.follow_ups} and readouts={self.readouts} must be non-negative")
@@ -253,6 +262,7 @@ def _train_step(
         settings.visual_mean_penalty,
         settings.recognition_loss,
         settings.position_loss,
+        settings.lookup_loss,
     )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
@@ -274,6 +284,7 @@ def train_step_loss(
     visual_mean_penalty: float = 0.0,
     recognition_loss: float = 0.0,
     position_loss: float = 0.0,
+    lookup_loss: float = 0.0,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -290,23 +301,35 @@ def train_step_loss(
 
     ``recognition_loss`` adds that weight times the mean :func:`recognition_token_losses` of the step's
     labelled visual tokens, reported under the label ``(recognition)``; ``position_loss`` likewise with
-    :func:`position_token_losses` of the grid tokens, under ``(position)``. No extra term is part of the
-    returned step loss, which stays comparable between runs.
+    :func:`position_token_losses` of the grid tokens, under ``(position)``; ``lookup_loss`` with
+    :func:`lookup_token_losses` of the answer words that have a source, under ``(lookup)``. No extra term is
+    part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     step_loss = 0.0
     merged: list[torch.Tensor] = []
     emitted: list[torch.Tensor] = []  # the vision tower's output, tokens in prompt order
+    attended: list[dict[str, Any]] = []  # the last decoder layer's attention inputs
     visual = loaded.model.model.visual
+    last_attention = loaded.model.model.language_model.layers[-1].self_attn
     handles = [
         visual.merger.register_forward_hook(lambda module, args, out: merged.append(out)),
         visual.register_forward_hook(lambda module, args, out: emitted.append(out.pooler_output)),
     ]
+    if lookup_loss:
+        is_word = word_tokens(loaded.tokenizer)
+        visual_ids = (loaded.model.config.image_token_id, loaded.model.config.video_token_id)
+        handles.append(
+            last_attention.register_forward_pre_hook(
+                lambda module, args, kwargs: attended.append(kwargs), with_kwargs=True
+            )
+        )
     try:
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
+            attended.clear()
             batch = collate(group, loaded.tokenizer.pad_token_id)
             visual_targets = batch.pop("visual_targets", None)
             token_loss, rows, targets = answer_token_losses(loaded, batch)
@@ -325,6 +348,24 @@ def train_step_loss(
                         loss = loss + weight * extra.mean() * share
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
+            if lookup_loss and attended:
+                contents, is_visual = token_contents(batch, visual_targets, visual_ids)
+                query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
+                sources = lookup_sources(contents, is_visual, query[:, 0], query[:, 1], targets.cpu(), is_word)
+                inputs = attended[0]
+                extra = lookup_token_losses(
+                    last_attention,
+                    inputs["hidden_states"],
+                    inputs["position_embeddings"],
+                    batch["attention_mask"].to(inputs["hidden_states"].device),
+                    query[:, 0].to(inputs["hidden_states"].device),
+                    query[:, 1].to(inputs["hidden_states"].device),
+                    sources,
+                )
+                if extra.numel():
+                    loss = loss + lookup_loss * extra.mean() * share
+                    per_label["(lookup)"][0] += float(extra.detach().sum())
+                    per_label["(lookup)"][1] += extra.numel()
             loss.backward()
             is_answer = targets != loaded.tokenizer.eos_token_id
             step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
@@ -332,49 +373,6 @@ def train_step_loss(
         for handle in handles:
             handle.remove()
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
-
-
-def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per labelled visual token: the mean, over the words it shows, of their negative log-likelihood when
-    the token is scored against the (tied) word embeddings through the language model's output head.
-
-    Scoring with the output head pulls a token toward the embeddings of its words, the space the language
-    model already reads words in.
-    """
-    word_ids = targets[:, :MAX_WORDS].to(visual_tokens.device)
-    labelled = word_ids[:, 0] != VISUAL_IGNORE
-    if not labelled.any():
-        return visual_tokens.new_zeros(0)
-    logp = torch.log_softmax(loaded.model.lm_head(visual_tokens[labelled]).float(), dim=-1)
-    ids = word_ids[labelled]
-    valid = ids != VISUAL_IGNORE
-    picked = logp.gather(1, ids.clamp(min=0)) * valid
-    return -picked.sum(dim=1) / valid.sum(dim=1)
-
-
-def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per grid token: the mean cross-entropy of its row and of its column, read from the token by a fixed
-    random projection (no trained parameters, so checkpoints and the exported model are unchanged).
-
-    A fixed read-out only asks the vision tower to write the position somewhere linear; the language
-    model learns to read it through the answers.
-    """
-    positions = targets[:, ROW:].to(visual_tokens.device)
-    on_grid = positions[:, 0] != VISUAL_IGNORE
-    if not on_grid.any():
-        return visual_tokens.new_zeros(0)
-    readout = _position_readout(visual_tokens.shape[-1]).to(visual_tokens.device)
-    logits = torch.einsum("nh,hkp->nkp", visual_tokens[on_grid].float(), readout)
-    losses = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, MAX_POSITION + 1), positions[on_grid].reshape(-1), reduction="none"
-    )
-    return losses.view(-1, 2).mean(dim=1)
-
-
-def _position_readout(width: int) -> torch.Tensor:
-    """``(width, 2, MAX_POSITION + 1)``: one fixed random direction per row and per column index."""
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(width, 2, MAX_POSITION + 1, generator=generator) / width**0.5
 
 
 def _accumulate(

@@ -1,0 +1,157 @@
+"""Dense training signals besides the answers: what each visual token shows, where it sits, where to look.
+
+A model trained from scratch through one answer word per item gets one supervised choice per item and
+stays at the answer prior for thousands of steps (docs/embedded-model.md). These losses supervise the
+parts of the circuit the answers need, each from what the suite's generators already know:
+
+* *recognition*: each visual token names the words drawn on its block, scored through the tied output
+  head, so visual tokens live where the language model reads words;
+* *position*: each grid token carries its cell's row and column, read by a fixed random projection;
+* *lookup*: at each answer word, the last decoder layer's attention puts its mass on the prompt tokens
+  that show that word (a listed word, or visual tokens naming it): the selective attention every task
+  needs, supervised directly instead of discovered through the answer alone.
+
+None of them adds parameters, so checkpoints and the exported model are the same with or without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb
+
+from hybridkv.models import LoadedModel
+
+from .visual_targets import IGNORE, MAX_POSITION, MAX_WORDS, ROW
+
+LABEL_IGNORE = -100
+
+
+def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per labelled visual token: the mean, over the words it shows, of their negative log-likelihood when
+    the token is scored against the (tied) word embeddings through the language model's output head.
+
+    Scoring with the output head pulls a token toward the embeddings of its words, the space the language
+    model already reads words in.
+    """
+    word_ids = targets[:, :MAX_WORDS].to(visual_tokens.device)
+    labelled = word_ids[:, 0] != IGNORE
+    if not labelled.any():
+        return visual_tokens.new_zeros(0)
+    logp = torch.log_softmax(loaded.model.lm_head(visual_tokens[labelled]).float(), dim=-1)
+    ids = word_ids[labelled]
+    valid = ids != IGNORE
+    picked = logp.gather(1, ids.clamp(min=0)) * valid
+    return -picked.sum(dim=1) / valid.sum(dim=1)
+
+
+def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per grid token: the mean cross-entropy of its row and of its column, read from the token by a fixed
+    random projection (no trained parameters, so checkpoints and the exported model are unchanged).
+
+    A fixed read-out only asks the vision tower to write the position somewhere linear; the language
+    model learns to read it through the answers.
+    """
+    positions = targets[:, ROW:].to(visual_tokens.device)
+    on_grid = positions[:, 0] != IGNORE
+    if not on_grid.any():
+        return visual_tokens.new_zeros(0)
+    readout = _position_readout(visual_tokens.shape[-1]).to(visual_tokens.device)
+    logits = torch.einsum("nh,hkp->nkp", visual_tokens[on_grid].float(), readout)
+    losses = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, MAX_POSITION + 1), positions[on_grid].reshape(-1), reduction="none"
+    )
+    return losses.view(-1, 2).mean(dim=1)
+
+
+def _position_readout(width: int) -> torch.Tensor:
+    """``(width, 2, MAX_POSITION + 1)``: one fixed random direction per row and per column index."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(width, 2, MAX_POSITION + 1, generator=generator) / width**0.5
+
+
+def word_tokens(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """``(vocabulary,)`` bool: tokens with a letter or digit in them, the answer tokens lookup supervises
+    (spaces, punctuation and special tokens have no one place to be copied from)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    special = set(tokenizer.all_special_ids)
+    return torch.tensor(
+        [i not in special and any(ch.isalnum() for ch in piece) for i, piece in enumerate(pieces)], dtype=torch.bool
+    )
+
+
+def token_contents(
+    batch: dict[str, torch.Tensor], visual_targets: torch.Tensor | None, visual_token_ids: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, positions, MAX_WORDS)`` word ids each prompt position shows (``IGNORE`` where none), and
+    ``(rows, positions)`` bool marking the visual placeholders.
+
+    A text position shows its own token; a visual placeholder shows the words of its block (from
+    ``visual_targets``, whose rows follow the placeholders in batch order); answer tokens (labelled) and
+    padding show nothing, so a lookup always points into the prompt and the questions.
+    """
+    input_ids = batch["input_ids"]
+    contents = torch.full((*input_ids.shape, MAX_WORDS), IGNORE, dtype=torch.long)
+    is_visual = torch.isin(input_ids, torch.tensor(list(visual_token_ids), dtype=input_ids.dtype))
+    text = (batch["attention_mask"] == 1) & (batch["labels"] == LABEL_IGNORE) & ~is_visual
+    contents[..., 0] = torch.where(text, input_ids, IGNORE)
+    if visual_targets is not None and int(is_visual.sum()) == visual_targets.shape[0]:
+        contents[is_visual] = visual_targets[:, :MAX_WORDS]
+    return contents, is_visual
+
+
+def lookup_sources(
+    contents: torch.Tensor,
+    is_visual: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    words: torch.Tensor,
+    is_word: torch.Tensor,
+) -> torch.Tensor:
+    """``(answer tokens, positions)`` bool: where each answer token (batch row ``rows``, predicted at
+    ``positions``, id ``words``) can be copied from: positions up to the query showing the same word, the
+    visual ones only when any visual token shows it (a grid's digit answer is read from the grid, not from
+    "row 3" in the question). Tokens that are not words (``is_word``) or are shown nowhere get no source."""
+    shows = (contents[rows] == words[:, None, None]).any(dim=-1)
+    shows &= torch.arange(contents.shape[1])[None, :] <= positions[:, None]
+    visual = shows & is_visual[rows]
+    sources = torch.where(visual.any(dim=1, keepdim=True), visual, shows)
+    return sources & is_word[words][:, None]
+
+
+def lookup_token_losses(
+    attention: torch.nn.Module,
+    hidden_states: torch.Tensor,
+    position_embeddings: tuple[torch.Tensor, torch.Tensor],
+    attention_mask: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    sources: torch.Tensor,
+) -> torch.Tensor:
+    """Per answer token with a source: ``-log`` of the attention mass that ``attention`` (a decoder layer's
+    attention, fed ``hidden_states`` and rotary ``position_embeddings`` as in the forward pass) puts on its
+    sources, averaged over query heads, from the query at ``positions`` in batch row ``rows``.
+
+    Averaging the heads' distributions lets whichever head is closest take the lookup on; the others are
+    free. Only the supervised queries are recomputed, not the layer's whole attention map.
+    """
+    keep = sources.any(dim=1)
+    if not keep.any():
+        return hidden_states.new_zeros(0)
+    rows, positions, sources = rows[keep], positions[keep], sources[keep].to(hidden_states.device)
+    batch, length, _ = hidden_states.shape
+    head_dim = attention.head_dim
+    cos, sin = position_embeddings
+    keys = attention.k_proj(hidden_states).view(batch, length, -1, head_dim).transpose(1, 2)
+    queries = attention.q_proj(hidden_states[rows, positions]).view(len(rows), -1, head_dim)
+    queries = queries.unsqueeze(2)  # (n, heads, 1, head_dim)
+    queries, _ = apply_rotary_pos_emb(queries, queries, cos[rows, positions][:, None], sin[rows, positions][:, None])
+    _, keys = apply_rotary_pos_emb(keys, keys, cos, sin)
+    keys = keys[rows].repeat_interleave(attention.num_key_value_groups, dim=1)  # (n, heads, length, head_dim)
+    scores = (queries @ keys.transpose(-1, -2)).squeeze(2).float() * attention.scaling  # (n, heads, length)
+    allowed = (attention_mask[rows] == 1) & (torch.arange(length, device=rows.device)[None, :] <= positions[:, None])
+    scores = scores.masked_fill(~allowed[:, None, :].to(scores.device), float("-inf"))
+    mass = (scores.softmax(dim=-1) * sources[:, None, :]).sum(dim=-1).mean(dim=1)
+    return -torch.log(mass.clamp(min=1e-6))

@@ -1,0 +1,127 @@
+"""Lookup guidance: where an answer word can be copied from, and the attention mass the last layer puts there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hybridkv.data import generate_items
+from hybridkv.embedded.examples import IGNORE_INDEX, collate, encode
+from hybridkv.embedded.guidance import (
+    lookup_sources,
+    lookup_token_losses,
+    token_contents,
+    word_tokens,
+)
+from hybridkv.embedded.model import build_untrained
+from hybridkv.embedded.visual_targets import IGNORE
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return build_untrained(seed=0)
+
+
+def _visual_ids(loaded) -> tuple[int, int]:
+    return loaded.model.config.image_token_id, loaded.model.config.video_token_id
+
+
+def test_sources_are_earlier_prompt_positions_showing_the_word_and_prefer_visual_ones():
+    # row 0: text 5 7 9 7 | visual showing (7, 3) | text 7 (after the query); row 1: text only.
+    contents = torch.full((2, 7, 2), IGNORE)
+    contents[0, :4, 0] = torch.tensor([5, 7, 9, 7])
+    contents[0, 4] = torch.tensor([3, 7])
+    contents[0, 6, 0] = 7
+    contents[1, :3, 0] = torch.tensor([7, 8, 7])
+    is_visual = torch.zeros(2, 7, dtype=torch.bool)
+    is_visual[0, 4] = True
+    is_word = torch.ones(16, dtype=torch.bool)
+    is_word[9] = False
+    rows, positions, words = torch.tensor([0, 0, 1, 0, 0]), torch.tensor([5, 5, 5, 5, 2]), torch.tensor([7, 5, 7, 9, 7])
+    sources = lookup_sources(contents, is_visual, rows, positions, words, is_word)
+    assert sources[0].nonzero().flatten().tolist() == [4]  # the visual token, not the listed 7s or the later one
+    assert sources[1].nonzero().flatten().tolist() == [0]  # no visual 5: the text one
+    assert sources[2].nonzero().flatten().tolist() == [0, 2]
+    assert not sources[3].any()  # not a word
+    assert sources[4].nonzero().flatten().tolist() == [1]  # only positions up to the query
+
+
+def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding(loaded):
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    examples = [encode(loaded, grid), encode(loaded, text)]
+    batch = collate(examples, loaded.tokenizer.pad_token_id)
+    visual_targets = batch.pop("visual_targets")
+    contents, is_visual = token_contents(batch, visual_targets, _visual_ids(loaded))
+    assert torch.equal(contents[is_visual], visual_targets[:, :2])
+    text_positions = ~is_visual & (batch["attention_mask"] == 1) & (batch["labels"] == IGNORE_INDEX)
+    assert torch.equal(contents[..., 0][text_positions], batch["input_ids"][text_positions])
+    assert (contents[batch["labels"] != IGNORE_INDEX] == IGNORE).all()
+    assert (contents[batch["attention_mask"] == 0] == IGNORE).all()
+    # the copied word of the text item is shown in its list; the grid answer by some grid cell
+    query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
+    words = batch["labels"][:, 1:][batch["labels"][:, 1:] != IGNORE_INDEX]
+    sources = lookup_sources(contents, is_visual, query[:, 0], query[:, 1], words, word_tokens(loaded.tokenizer))
+    first_answer = [int((query[:, 0] == row).nonzero()[0]) for row in range(2)]
+    assert sources[first_answer[1]].any() and not is_visual[1][sources[first_answer[1]]].any()
+    assert sources[first_answer[0]].any() and is_visual[0][sources[first_answer[0]]].all()
+
+
+def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    batch = collate([encode(loaded, grid), encode(loaded, text)], loaded.tokenizer.pad_token_id)
+    batch.pop("visual_targets")
+    labels = batch.pop("labels")
+    model = loaded.model
+    attention = model.model.language_model.layers[-1].self_attn
+    captured = []
+    handle = attention.register_forward_pre_hook(lambda m, a, kw: captured.append(kw), with_kwargs=True)
+    before = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            out = model.model(**batch, use_cache=False, output_attentions=True)
+    finally:
+        handle.remove()
+        model.set_attn_implementation(before)
+    weights = out.attentions[-1]  # (rows, heads, queries, keys), as the layer computed it
+    query = torch.nonzero(labels[:, 1:] != IGNORE_INDEX)
+    generator = torch.Generator().manual_seed(0)
+    sources = torch.rand(len(query), weights.shape[-1], generator=generator) < 0.3
+    sources[:, 0] = False  # position 0 is padding in the shorter row: the model gives it weight 0 too
+    with torch.no_grad():
+        losses = lookup_token_losses(
+            attention,
+            captured[0]["hidden_states"],
+            captured[0]["position_embeddings"],
+            batch["attention_mask"],
+            query[:, 0],
+            query[:, 1],
+            sources,
+        )
+    expected_mass = (weights[query[:, 0], :, query[:, 1]] * sources[:, None, :]).sum(-1).mean(-1)
+    kept = sources.any(dim=1)
+    assert losses.shape == (int(kept.sum()),)
+    torch.testing.assert_close(losses, -torch.log(expected_mass[kept]), rtol=1e-4, atol=1e-5)
+
+
+def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
+    from hybridkv.embedded.training import TrainSettings, train_step_loss
+
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    examples = [encode(loaded, text)]
+    q_proj = loaded.model.model.language_model.layers[-1].self_attn.q_proj.weight
+    grads, losses = [], []
+    for weight in (0.0, 1.0):
+        loaded.model.zero_grad(set_to_none=True)
+        loss, per_label = train_step_loss(loaded, examples, 4096, lookup_loss=weight)
+        assert ("(lookup)" in per_label) == (weight > 0)
+        grads.append(q_proj.grad.clone())
+        losses.append(loss)
+    loaded.model.zero_grad(set_to_none=True)
+    assert losses[0] == pytest.approx(losses[1])  # the step loss stays the answers'
+    assert not torch.allclose(grads[0], grads[1])
+    assert per_label["(lookup)"] > 0
+    with pytest.raises(Exception, match="lookup_loss"):
+        TrainSettings(lookup_loss=-1.0)
