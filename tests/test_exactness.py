@@ -79,29 +79,12 @@ def last_cases():
 
 @pytest.mark.parametrize(("family", "case"), list(last_cases()))
 @pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])
-def test_full_budget_matches_dynamic_cache_for_the_new_baselines(tiny, family, case, name):
+def test_full_budget_matches_dynamic_cache_for_the_new_baselines(tiny, made_up_profile, family, case, name):
     from hybridkv.methods import get_method
 
     options = {}
     if name == "sparsemm":
-        from hybridkv.profile import HeadProfile, model_fingerprint
-
-        text_config = tiny(family).adapter.text_config(tiny(family).model.config)
-        shape = (text_config.num_hidden_layers, text_config.num_key_value_heads)
-        zeros = torch.zeros(shape)
-        options["profile"] = HeadProfile(
-            fingerprint=model_fingerprint(tiny(family).model),
-            score_name="topk_mass",
-            theta=0.9,
-            score_mean=zeros,
-            score_var=zeros,
-            static_rate=zeros,
-            flip_rate=zeros,
-            topk_overlap=zeros,
-            calib={},
-            library_version="test",
-            visual_mass=torch.rand(shape, generator=torch.Generator().manual_seed(1)),
-        )
+        options["profile"] = made_up_profile(tiny(family))
     method = get_method(name, budget=1.0, chunk_size=8, window=8, sinks=2, **options)
     check_full_budget(tiny, family, case, method.config.head_types, method=method)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import made_up_profile_of as head_profile
 from hybridkv.budget import prompt_tokens_budget
 from hybridkv.cache.prefill import (
     SELECTORS,
@@ -17,32 +18,9 @@ from hybridkv.cache.prefill import (
 from hybridkv.errors import ConfigError
 from hybridkv.methods import METHODS, get_method
 from hybridkv.models.testing import synthetic_image
-from hybridkv.profile import HeadProfile, model_fingerprint
 from hybridkv.token_types import TokenType
 
 COMPRESSING = [name for name in METHODS if name != "full"]
-
-
-def head_profile(loaded, visual_mass=None) -> HeadProfile:
-    """A profile of ``loaded`` (its real fingerprint) with made-up arrays; ``visual_mass`` [layers, kv] if given."""
-    layers, kv = 4, 2
-    zeros = torch.zeros(layers, kv)
-    static_rate = (torch.arange(layers * kv).reshape(layers, kv) % 2).float()  # every other head static
-    if visual_mass is None:
-        visual_mass = torch.rand(layers, kv, generator=torch.Generator().manual_seed(0))
-    return HeadProfile(
-        fingerprint=model_fingerprint(loaded.model),
-        score_name="topk_mass",
-        theta=0.9,
-        score_mean=zeros,
-        score_var=zeros,
-        static_rate=static_rate,
-        flip_rate=zeros,
-        topk_overlap=zeros,
-        calib={"source": "test"},
-        library_version="test",
-        visual_mass=visual_mass,
-    )
 
 
 def method_for(loaded, name, **options):

@@ -39,29 +39,14 @@ def test_left_padded_batch_matches_batch_of_one(tiny, family, budget):
 
 
 @pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])
-def test_left_padded_batch_matches_batch_of_one_for_the_new_baselines(tiny, name):
+def test_left_padded_batch_matches_batch_of_one_for_the_new_baselines(tiny, made_up_profile, name):
     """Per-row budgets, H2O's padded queries, FastV's shared ranking and MadaKV's carry are all per prompt."""
     from hybridkv.methods import get_method
 
     loaded = tiny("qwen2_5_vl")
     options = {"fastv_layer": 1} if name == "fastv" else {}
     if name == "sparsemm":
-        from hybridkv.profile import HeadProfile, model_fingerprint
-
-        zeros = torch.zeros(4, 2)
-        options["profile"] = HeadProfile(
-            fingerprint=model_fingerprint(loaded.model),
-            score_name="topk_mass",
-            theta=0.9,
-            score_mean=zeros,
-            score_var=zeros,
-            static_rate=zeros,
-            flip_rate=zeros,
-            topk_overlap=zeros,
-            calib={},
-            library_version="test",
-            visual_mass=torch.rand(4, 2, generator=torch.Generator().manual_seed(2)),
-        )
+        options["profile"] = made_up_profile(loaded)
     budget = 0.5 if name == "fastv" else 0.1
     check_left_padded_batch(tiny, "qwen2_5_vl", get_method(name, budget=budget, window=8, sinks=2, **options))
 
