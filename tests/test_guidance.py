@@ -8,6 +8,7 @@ import torch
 from hybridkv.data import generate_items
 from hybridkv.embedded.examples import IGNORE_INDEX, collate, encode
 from hybridkv.embedded.guidance import (
+    Contents,
     lookup_sources,
     lookup_token_losses,
     token_contents,
@@ -38,12 +39,28 @@ def test_sources_are_earlier_prompt_positions_showing_the_word_and_prefer_visual
     is_word = torch.ones(16, dtype=torch.bool)
     is_word[9] = False
     rows, positions, words = torch.tensor([0, 0, 1, 0, 0]), torch.tensor([5, 5, 5, 5, 2]), torch.tensor([7, 5, 7, 9, 7])
-    sources = lookup_sources(contents, is_visual, rows, positions, words, is_word)
+    places = torch.full((2, 7, 3), IGNORE)
+    sources = lookup_sources(Contents(contents, is_visual, places), rows, positions, words, is_word)
     assert sources[0].nonzero().flatten().tolist() == [4]  # the visual token, not the listed 7s or the later one
     assert sources[1].nonzero().flatten().tolist() == [0]  # no visual 5: the text one
     assert sources[2].nonzero().flatten().tolist() == [0, 2]
     assert not sources[3].any()  # not a word
     assert sources[4].nonzero().flatten().tolist() == [1]  # only positions up to the query
+
+
+def test_a_known_grid_cell_is_the_only_source_of_its_answer():
+    # two visual tokens show 7, at cells (1, 2, 3) and (1, 1, 1); the answer is read at (1, 2, 3)
+    words = torch.full((1, 5, 2), IGNORE)
+    words[0, :, 0] = torch.tensor([7, 7, 4, 7, 4])
+    is_visual = torch.tensor([[False, True, True, True, True]])
+    places = torch.full((1, 5, 3), IGNORE)
+    places[0, 1:] = torch.tensor([[1, 2, 3], [1, 2, 3], [1, 1, 1], [2, 2, 3]])
+    contents = Contents(words, is_visual, places)
+    row, query, word = torch.tensor([0, 0]), torch.tensor([4, 4]), torch.tensor([7, 7])
+    known = torch.tensor([[1, 2, 3], [IGNORE, IGNORE, IGNORE]])
+    sources = lookup_sources(contents, row, query, word, torch.ones(8, dtype=torch.bool), known)
+    assert sources[0].nonzero().flatten().tolist() == [1, 2]  # the cell's tokens, whatever they show
+    assert sources[1].nonzero().flatten().tolist() == [1, 3]  # unknown place: every visual 7
 
 
 def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding(loaded):
@@ -52,7 +69,8 @@ def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding
     examples = [encode(loaded, grid), encode(loaded, text)]
     batch = collate(examples, loaded.tokenizer.pad_token_id)
     visual_targets = batch.pop("visual_targets")
-    contents, is_visual = token_contents(batch, visual_targets, _visual_ids(loaded))
+    found = token_contents(batch, visual_targets, _visual_ids(loaded))
+    contents, is_visual = found.words, found.is_visual
     assert torch.equal(contents[is_visual], visual_targets[:, :2])
     text_positions = ~is_visual & (batch["attention_mask"] == 1) & (batch["labels"] == IGNORE_INDEX)
     assert torch.equal(contents[..., 0][text_positions], batch["input_ids"][text_positions])
@@ -61,10 +79,16 @@ def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding
     # the copied word of the text item is shown in its list; the grid answer by some grid cell
     query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
     words = batch["labels"][:, 1:][batch["labels"][:, 1:] != IGNORE_INDEX]
-    sources = lookup_sources(contents, is_visual, query[:, 0], query[:, 1], words, word_tokens(loaded.tokenizer))
+    is_word = word_tokens(loaded.tokenizer)
+    places = batch["answer_places"]
+    sources = lookup_sources(found, query[:, 0], query[:, 1], words, is_word, places)
     first_answer = [int((query[:, 0] == row).nonzero()[0]) for row in range(2)]
     assert sources[first_answer[1]].any() and not is_visual[1][sources[first_answer[1]]].any()
-    assert sources[first_answer[0]].any() and is_visual[0][sources[first_answer[0]]].all()
+    asked = (grid.meta["row"], grid.meta["col"])
+    assert places[first_answer[0]].tolist() == [1, *asked]
+    cell = found.places[0][sources[first_answer[0]]]  # the asked cell's tokens: one 28 px token or a 2x2 block
+    assert len(cell) in (1, 4) and (cell == torch.tensor([1, *asked])).all()
+    assert (found.places[0][is_visual[0]] == torch.tensor([1, *asked])).all(dim=1).sum() == len(cell)
 
 
 def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
@@ -72,6 +96,7 @@ def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     batch = collate([encode(loaded, grid), encode(loaded, text)], loaded.tokenizer.pad_token_id)
     batch.pop("visual_targets")
+    batch.pop("answer_places")
     labels = batch.pop("labels")
     model = loaded.model
     attention = model.model.language_model.layers[-1].self_attn

@@ -9,7 +9,18 @@ from hybridkv.data import generate_items
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.embedded.examples import collate, encode
 from hybridkv.embedded.model import build_untrained
-from hybridkv.embedded.visual_targets import IGNORE, MAX_WORDS, ROW, block_labels, item_boxes, visual_targets
+from hybridkv.embedded.visual_targets import (
+    COL,
+    IGNORE,
+    IMAGE,
+    MAX_WORDS,
+    ROW,
+    WIDTH,
+    answer_places,
+    block_labels,
+    item_boxes,
+    visual_targets,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +41,7 @@ def test_grid_blocks_name_their_cell_and_headers_their_digit(loaded):
     inputs = loaded.build_inputs(item.prompt, list(item.images))
     targets = visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer)
     names = _names(loaded.tokenizer, targets)
-    positions = [tuple(row) for row in targets[:, ROW:].tolist()]
+    positions = [tuple(row) for row in targets[:, ROW : COL + 1].tolist()]
     cells = item.meta["grid"]["cells"]
     width = 2 * (len(cells[0]) + 1)  # blocks per image row: header column + 11 cells, 2 blocks each
     assert len(names) == width * 2 * (len(cells) + 1)
@@ -47,6 +58,38 @@ def test_grid_blocks_name_their_cell_and_headers_their_digit(loaded):
     assert names[2 * 11] == ("1",) and names[2 * 11 + 1] == ("1",)  # column 11: its digits side by side
     assert names[2 * width] == ("1",) and positions[2 * width] == (1, 0)  # row 1's header
     assert positions[2 * 11] == (0, 11) and positions[0] == (IGNORE, IGNORE)
+    on_grid = targets[:, ROW] != IGNORE
+    assert (targets[on_grid, IMAGE] == 1).all() and (targets[~on_grid, IMAGE] == IGNORE).all()
+
+
+def test_answers_read_off_a_grid_know_their_cells(loaded):
+    import numpy as np
+
+    from hybridkv.embedded.readouts import as_readout_item
+
+    (mixed,) = generate_items("long_mixed", "train", 1, seed=2, min_images=3, max_images=3, rows=3, cols=3)
+    inputs = loaded.build_inputs(mixed.prompt, list(mixed.images))
+    targets = visual_targets(mixed, inputs["image_grid_thw"], loaded.tokenizer)
+    per_image = (inputs["image_grid_thw"].prod(dim=1) // 4).tolist()
+    numbers = torch.repeat_interleave(torch.arange(1, len(per_image) + 1), torch.tensor(per_image))
+    on_grid = targets[:, ROW] != IGNORE
+    assert torch.equal(targets[on_grid, IMAGE], numbers[on_grid])
+    assert answer_places(mixed) == [(mixed.meta["image"], mixed.meta["row"], mixed.meta["col"])]
+
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=4)
+    readout = as_readout_item(grid, np.random.default_rng(0))
+    row = readout.meta["readout"]["row"]
+    assert readout.answer == " ".join(grid.meta["grid"]["cells"][row - 1])
+    assert answer_places(readout) == [(1, row, c) for c in range(1, 5)]
+    example = encode(loaded, readout)
+    labelled = example.labels[example.labels != -100]
+    places = example.answer_places
+    assert places.shape == (len(labelled), 3)
+    words = [loaded.tokenizer.decode([int(i)]).strip() for i in labelled[:-1]] + [""]  # end-of-turn last
+    assert [tuple(p) for p, w in zip(places.tolist(), words, strict=True) if w] == [(1, row, c) for c in range(1, 5)]
+    assert (places[[not w for w in words]] == IGNORE).all()  # spaces and end-of-turn
+    (scene,) = generate_items("attribute", "train", 1, seed=5)
+    assert answer_places(scene) is None and (encode(loaded, scene).answer_places == IGNORE).all()
 
 
 @pytest.mark.parametrize("task", ["attribute", "counting", "multi_image"])
@@ -55,7 +98,7 @@ def test_scene_blocks_name_the_colour_and_shape_of_the_object_on_them(loaded, ta
     inputs = loaded.build_inputs(item.prompt, list(item.images))
     targets = visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer)
     image_tokens = int((inputs["input_ids"] == loaded.model.config.image_token_id).sum())
-    assert targets.shape == (image_tokens, MAX_WORDS + 2)
+    assert targets.shape == (image_tokens, WIDTH)
     assert (targets[:, ROW:] == IGNORE).all()  # scenes have no grid positions
     names = set(_names(loaded.tokenizer, targets)) - {()}
     meta = item.meta

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from hybridkv.data import TaskItem
 from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
 
 from .model import item_images
-from .visual_targets import visual_targets
+from .visual_targets import IGNORE, answer_places, visual_targets
 
 IGNORE_INDEX = -100
 
@@ -42,6 +43,9 @@ class Example:
     image_grid_thw: torch.Tensor | None
     visual_targets: torch.Tensor | None = None
     """Word ids each visual token shows (see ``visual_targets``), for the recognition loss."""
+    answer_places: torch.Tensor | None = None
+    """``(labelled tokens, 3)``: the (image, row, column) of the grid cell each labelled token is read from,
+    ``IGNORE`` where that is not known (see ``visual_targets.answer_places``), for lookup guidance."""
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -64,6 +68,7 @@ def encode(
     prompt_ids = prompt["input_ids"][0].long()
     pieces = [prompt_ids]
     labels = [torch.full_like(prompt_ids, IGNORE_INDEX)]
+    places: list[torch.Tensor] = []
     for i, (question, answer) in enumerate([(item.prompt, item.answer), *follow_ups]):
         if i:
             turn = f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
@@ -76,6 +81,7 @@ def encode(
         target = torch.tensor([*answer_ids, tokenizer.eos_token_id], dtype=torch.long)
         pieces.append(target)
         labels.append(target)
+        places.append(_token_places(tokenizer, answer_ids, answer_places(item) if i == 0 else None))
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
@@ -87,12 +93,27 @@ def encode(
         pixel_values=prompt.get("pixel_values"),
         image_grid_thw=prompt.get("image_grid_thw"),
         visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
+        answer_places=torch.cat(places),
     )
 
 
+def _token_places(
+    tokenizer: PreTrainedTokenizerBase, answer_ids: Sequence[int], places: Sequence[tuple[int, int, int]] | None
+) -> torch.Tensor:
+    """``(len(answer_ids) + 1, 3)`` places of an answer's tokens and its end-of-turn: the word tokens take
+    ``places`` in order, spaces and end-of-turn get ``IGNORE`` (all ``IGNORE`` if the counts differ)."""
+    out = torch.full((len(answer_ids) + 1, 3), IGNORE, dtype=torch.long)
+    if places is None:
+        return out
+    is_word = [bool(tokenizer.decode([i]).strip()) for i in answer_ids]
+    if sum(is_word) == len(places):
+        out[torch.tensor(is_word + [False])] = torch.tensor(places, dtype=torch.long)
+    return out
+
+
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels`` and, with images,
-    ``visual_targets``; images in example order."""
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``answer_places`` (labelled tokens
+    in batch order) and, with images, ``visual_targets``; images in example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -109,6 +130,8 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
         "mm_token_type_ids": left_pad([e.mm_token_type_ids for e in examples], 0),
         "labels": left_pad([e.labels for e in examples], IGNORE_INDEX),
     }
+    if all(e.answer_places is not None for e in examples):
+        batch["answer_places"] = torch.cat([e.answer_places for e in examples])
     with_images = [e for e in examples if e.pixel_values is not None]
     if with_images:
         batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])

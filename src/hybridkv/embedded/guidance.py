@@ -17,6 +17,7 @@ None of them adds parameters, so checkpoints and the exported model are the same
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -24,7 +25,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_
 
 from hybridkv.models import LoadedModel
 
-from .visual_targets import IGNORE, MAX_POSITION, MAX_WORDS, ROW
+from .visual_targets import COL, IGNORE, IMAGE, MAX_POSITION, MAX_WORDS, ROW
 
 LABEL_IGNORE = -100
 
@@ -54,7 +55,7 @@ def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targ
     A fixed read-out only asks the vision tower to write the position somewhere linear; the language
     model learns to read it through the answers.
     """
-    positions = targets[:, ROW:].to(visual_tokens.device)
+    positions = targets[:, ROW : COL + 1].to(visual_tokens.device)
     on_grid = positions[:, 0] != IGNORE
     if not on_grid.any():
         return visual_tokens.new_zeros(0)
@@ -82,42 +83,60 @@ def word_tokens(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
     )
 
 
+@dataclass(frozen=True)
+class Contents:
+    """What each position of a batch shows: ``words`` ``(rows, positions, MAX_WORDS)`` word ids, ``IGNORE``
+    where none; ``is_visual`` the visual placeholders; ``places`` ``(rows, positions, 3)`` the (image, row,
+    column) of grid tokens, ``IGNORE`` elsewhere."""
+
+    words: torch.Tensor
+    is_visual: torch.Tensor
+    places: torch.Tensor
+
+
 def token_contents(
     batch: dict[str, torch.Tensor], visual_targets: torch.Tensor | None, visual_token_ids: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rows, positions, MAX_WORDS)`` word ids each prompt position shows (``IGNORE`` where none), and
-    ``(rows, positions)`` bool marking the visual placeholders.
-
-    A text position shows its own token; a visual placeholder shows the words of its block (from
+) -> Contents:
+    """A text position shows its own token; a visual placeholder shows the words of its block (from
     ``visual_targets``, whose rows follow the placeholders in batch order); answer tokens (labelled) and
     padding show nothing, so a lookup always points into the prompt and the questions.
     """
     input_ids = batch["input_ids"]
-    contents = torch.full((*input_ids.shape, MAX_WORDS), IGNORE, dtype=torch.long)
+    words = torch.full((*input_ids.shape, MAX_WORDS), IGNORE, dtype=torch.long)
+    places = torch.full((*input_ids.shape, 3), IGNORE, dtype=torch.long)
     is_visual = torch.isin(input_ids, torch.tensor(list(visual_token_ids), dtype=input_ids.dtype))
     text = (batch["attention_mask"] == 1) & (batch["labels"] == LABEL_IGNORE) & ~is_visual
-    contents[..., 0] = torch.where(text, input_ids, IGNORE)
+    words[..., 0] = torch.where(text, input_ids, IGNORE)
     if visual_targets is not None and int(is_visual.sum()) == visual_targets.shape[0]:
-        contents[is_visual] = visual_targets[:, :MAX_WORDS]
-    return contents, is_visual
+        words[is_visual] = visual_targets[:, :MAX_WORDS]
+        places[is_visual] = visual_targets[:, [IMAGE, ROW, COL]]
+    return Contents(words, is_visual, places)
 
 
 def lookup_sources(
-    contents: torch.Tensor,
-    is_visual: torch.Tensor,
+    contents: Contents,
     rows: torch.Tensor,
     positions: torch.Tensor,
     words: torch.Tensor,
     is_word: torch.Tensor,
+    places: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(answer tokens, positions)`` bool: where each answer token (batch row ``rows``, predicted at
-    ``positions``, id ``words``) can be copied from: positions up to the query showing the same word, the
-    visual ones only when any visual token shows it (a grid's digit answer is read from the grid, not from
-    "row 3" in the question). Tokens that are not words (``is_word``) or are shown nowhere get no source."""
-    shows = (contents[rows] == words[:, None, None]).any(dim=-1)
-    shows &= torch.arange(contents.shape[1])[None, :] <= positions[:, None]
-    visual = shows & is_visual[rows]
+    ``positions``, id ``words``) is to be read from, among the positions up to the query.
+
+    A token whose grid cell is known (``places``, (image, row, column) or ``IGNORE``) is read from that
+    cell's visual tokens. Any other word is read from the positions showing it, the visual ones only when
+    any visual token shows it (a scene's colour is read from the image, not from "red" in the question).
+    Tokens that are not words (``is_word``) or are shown nowhere get no source.
+    """
+    earlier = torch.arange(contents.words.shape[1])[None, :] <= positions[:, None]
+    shows = (contents.words[rows] == words[:, None, None]).any(dim=-1) & earlier
+    visual = shows & contents.is_visual[rows]
     sources = torch.where(visual.any(dim=1, keepdim=True), visual, shows)
+    if places is not None:
+        known = places[:, 0] != IGNORE
+        at_place = (contents.places[rows] == places[:, None, :]).all(dim=-1) & earlier
+        sources = torch.where(known[:, None], at_place, sources)
     return sources & is_word[words][:, None]
 
 

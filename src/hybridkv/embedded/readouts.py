@@ -30,6 +30,8 @@ from hybridkv.data import TaskItem
 from hybridkv.data.question import split_question
 
 ReadOut = tuple[str, str]
+# A grid read-out's image (1-based) and row: where its words are, for lookup guidance.
+Place = tuple[int, int]
 
 # Prompt forms, shared by the generators below and the tokenizer's corpus (readout_prompts).
 _REPEAT = "Repeat the list."
@@ -52,17 +54,17 @@ def _grid_row(cells: Sequence[Sequence[str]], row: int) -> str:
     return " ".join(cells[row - 1])
 
 
-def _grid(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+def _grid(meta: Mapping[str, Any], rng: np.random.Generator) -> tuple[str, str, Place]:
     cells = meta["grid"]["cells"]
     row = int(rng.integers(len(cells))) + 1
-    return _READ_ROW.format(row=row), _grid_row(cells, row)
+    return _READ_ROW.format(row=row), _grid_row(cells, row), (1, row)
 
 
-def _long_mixed(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+def _long_mixed(meta: Mapping[str, Any], rng: np.random.Generator) -> tuple[str, str, Place]:
     image = int(rng.integers(len(meta["grids"]))) + 1
     cells = meta["grids"][image - 1]["cells"]
     row = int(rng.integers(len(cells))) + 1
-    return _READ_IMAGE_ROW.format(image=image, row=row), _grid_row(cells, row)
+    return _READ_IMAGE_ROW.format(image=image, row=row), _grid_row(cells, row), (image, row)
 
 
 def _scene(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
@@ -74,7 +76,8 @@ def _multi_image(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
     return _NAME_IN_IMAGE.format(image=image), _objects(meta["images"][image - 1]["objects"])
 
 
-READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], ReadOut]] = {
+# Each returns (prompt, answer) or, for grids, (prompt, answer, place).
+READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], tuple[Any, ...]]] = {
     "text_copy": _text_copy,
     "grid": _grid,
     "long_mixed": _long_mixed,
@@ -86,14 +89,19 @@ READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], ReadOu
 
 def readouts(item: TaskItem, n: int, rng: np.random.Generator) -> list[ReadOut]:
     """Up to ``n`` distinct read-out (prompt, answer) pairs about ``item``'s prompt and images."""
+    return [(prompt, answer) for prompt, answer, _ in _draw(item, n, rng)]
+
+
+def _draw(item: TaskItem, n: int, rng: np.random.Generator) -> list[tuple[str, str, Place | None]]:
     make = READOUTS.get(item.task)
     if make is None or n <= 0 or item.split != "train":
         return []
-    out: list[ReadOut] = []
+    out: list[tuple[str, str, Place | None]] = []
     for _ in range(4 * n):  # repeats (the same row drawn twice) are skipped
-        pair = make(item.meta, rng)
-        if pair[1] and pair not in out:
-            out.append(pair)
+        prompt, answer, *place = make(item.meta, rng)
+        drawn = (prompt, answer, place[0] if place else None)
+        if answer and drawn not in out:
+            out.append(drawn)
         if len(out) == n:
             break
     return out
@@ -101,14 +109,15 @@ def readouts(item: TaskItem, n: int, rng: np.random.Generator) -> list[ReadOut]:
 
 def as_readout_item(item: TaskItem, rng: np.random.Generator) -> TaskItem | None:
     """``item`` asked one read-out in place of its own question (same context and images), or None if its
-    task has none."""
-    pairs = readouts(item, 1, rng)
-    if not pairs:
+    task has none. A grid read-out's (image, row) is kept in the item's meta as ``readout``."""
+    drawn = _draw(item, 1, rng)
+    if not drawn:
         return None
-    (prompt, answer) = pairs[0]
+    (prompt, answer, place) = drawn[0]
     context, _ = split_question(item.prompt)
     joint = "" if not context or context.endswith("\n") else " "
-    return replace(item, prompt=context + joint + prompt, answer=answer)
+    meta = item.meta if place is None else {**item.meta, "readout": {"image": place[0], "row": place[1]}}
+    return replace(item, prompt=context + joint + prompt, answer=answer, meta=meta)
 
 
 def readout_prompts() -> list[str]:

@@ -332,6 +332,7 @@ def train_step_loss(
             attended.clear()
             batch = collate(group, loaded.tokenizer.pad_token_id)
             visual_targets = batch.pop("visual_targets", None)
+            answer_places = batch.pop("answer_places", None)
             token_loss, rows, targets = answer_token_losses(loaded, batch)
             loss = token_loss.sum() / total_tokens
             share = len(group) / len(examples)
@@ -349,9 +350,10 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if lookup_loss and attended:
-                contents, is_visual = token_contents(batch, visual_targets, visual_ids)
+                contents = token_contents(batch, visual_targets, visual_ids)
                 query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
-                sources = lookup_sources(contents, is_visual, query[:, 0], query[:, 1], targets.cpu(), is_word)
+                words = targets.cpu()
+                sources = lookup_sources(contents, query[:, 0], query[:, 1], words, is_word, answer_places)
                 inputs = attended[0]
                 extra = lookup_token_losses(
                     last_attention,

@@ -13,7 +13,8 @@ Targets exist for grids (``grid``, ``long_mixed``) and scenes (``attribute``, ``
 ``multi_image``, ``text_copy``'s distractor image). Video frames and blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
-Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column:
+Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, and
+their image's number in the item:
 the language model cannot tell where a visual token sits in its image (M-RoPE's width section barely
 turns from one column to the next; see docs/embedded-model.md), so a cell's position has to be
 written into its token by the vision tower, and ``position_loss`` in training asks it to.
@@ -38,8 +39,11 @@ from .model import item_images
 IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
-# Target columns: MAX_WORDS word ids, then the grid row and column (IGNORE off grids) from ROW on.
+# Target columns: MAX_WORDS word ids, then the grid row, column and image number (IGNORE off grids).
 ROW = MAX_WORDS
+COL = ROW + 1
+IMAGE = ROW + 2
+WIDTH = MAX_WORDS + 3
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
 _MIN_COVER = 0.25
@@ -120,9 +124,9 @@ def block_labels(
 def visual_targets(
     item: TaskItem, image_grid_thw: torch.Tensor | None, tokenizer: PreTrainedTokenizerBase
 ) -> torch.Tensor | None:
-    """``(visual tokens, MAX_WORDS + 2)`` targets per merged visual token of ``item``, in the order the
-    vision tower emits them (image by image, blocks row-major): the word ids it shows, then its grid row
-    and column (columns ``ROW`` and ``ROW + 1``), ``IGNORE`` where there is nothing to name.
+    """``(visual tokens, WIDTH)`` targets per merged visual token of ``item``, in the order the vision tower
+    emits them (image by image, blocks row-major): the word ids it shows, then its grid row, column and
+    image number (columns ``ROW``, ``COL``, ``IMAGE``), ``IGNORE`` where there is nothing to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -132,9 +136,10 @@ def visual_targets(
     rows = []
     word_ids: dict[str, int] = {}  # a few dozen distinct words label thousands of blocks: tokenize each once
     images = item_images(item)
-    for boxes, image, (t, h, w) in zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True):
+    grids = zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True)
+    for number, (boxes, image, (t, h, w)) in enumerate(grids, start=1):
         blocks_h, blocks_w = h // 2, w // 2
-        ids = np.full((t * blocks_h * blocks_w, MAX_WORDS + 2), IGNORE, dtype=np.int64)
+        ids = np.full((t * blocks_h * blocks_w, WIDTH), IGNORE, dtype=np.int64)
         if boxes is not None and image.size == (blocks_w * BLOCK_PX, blocks_h * BLOCK_PX):  # not resized
             labels = (label for row in block_labels(boxes, blocks_h, blocks_w) for label in row)
             for i, (words, position) in enumerate(labels):
@@ -143,9 +148,26 @@ def visual_targets(
                         word_ids[word] = _word_id(tokenizer, word)
                     ids[i, j] = word_ids[word]
                 if position is not None and max(position) <= MAX_POSITION:
-                    ids[i, ROW:] = position
+                    ids[i, ROW : COL + 1] = position
+                    ids[i, IMAGE] = number
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
+
+
+def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
+    """(image, row, column) of each word of ``item``'s answer, for answers read off a grid cell by cell (a
+    grid question, a row read-out); None for answers that are not (or are not only) read off one cell."""
+    meta = item.meta
+    readout = meta.get("readout")
+    if readout is not None:
+        grid = meta["grid"] if item.task == "grid" else meta["grids"][readout["image"] - 1]
+        columns = len(grid["cells"][0])
+        return [(readout["image"], readout["row"], c) for c in range(1, columns + 1)]
+    if item.task == "grid":
+        return [(1, meta["row"], meta["col"])]
+    if item.task == "long_mixed":
+        return [(meta["image"], meta["row"], meta["col"])]
+    return None
 
 
 def _word_id(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
