@@ -145,6 +145,8 @@ def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
         grads.append(q_proj.grad.clone())
         losses.append(loss)
     loaded.model.zero_grad(set_to_none=True)
+    attention = loaded.model.model.language_model.layers[-1].self_attn
+    assert not attention._forward_pre_hooks and not loaded.model.model.visual._forward_hooks  # nothing left behind
     assert losses[0] == pytest.approx(losses[1])  # the step loss stays the answers'
     assert not torch.allclose(grads[0], grads[1])
     assert per_label["(lookup)"] > 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -174,3 +175,55 @@ def lookup_token_losses(
     scores = scores.masked_fill(~allowed[:, None, :].to(scores.device), float("-inf"))
     mass = (scores.softmax(dim=-1) * sources[:, None, :]).sum(dim=-1).mean(dim=1)
     return -torch.log(mass.clamp(min=1e-6))
+
+
+class LookupGuide:
+    """Lookup losses of a training forward: hooks the last decoder layer's attention to capture its inputs
+    (use as a context manager; nothing stays on the model after it), then scores each micro-batch.
+    """
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.attention = loaded.model.model.language_model.layers[-1].self_attn
+        self.is_word = word_tokens(loaded.tokenizer)
+        self.visual_ids = (loaded.model.config.image_token_id, loaded.model.config.video_token_id)
+        self._inputs: list[dict[str, Any]] = []
+        self._handle: torch.utils.hooks.RemovableHandle | None = None
+
+    def __enter__(self) -> LookupGuide:
+        self._handle = self.attention.register_forward_pre_hook(
+            lambda module, args, kwargs: self._inputs.append(kwargs), with_kwargs=True
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = None
+        self._inputs.clear()
+
+    def losses(
+        self,
+        batch: dict[str, torch.Tensor],
+        visual_targets: torch.Tensor | None,
+        answer_places: torch.Tensor | None,
+        words: torch.Tensor,
+    ) -> torch.Tensor:
+        """:func:`lookup_token_losses` of the last forward on ``batch`` (host tensors, ``labels`` included),
+        whose labelled tokens are ``words`` in batch order; the captured inputs are then released."""
+        if not self._inputs:
+            return torch.zeros(0)
+        inputs = self._inputs.pop()
+        self._inputs.clear()
+        query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
+        contents = token_contents(batch, visual_targets, self.visual_ids)
+        sources = lookup_sources(contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places)
+        hidden = inputs["hidden_states"]
+        return lookup_token_losses(
+            self.attention,
+            hidden,
+            inputs["position_embeddings"],
+            batch["attention_mask"].to(hidden.device),
+            query[:, 0].to(hidden.device),
+            query[:, 1].to(hidden.device),
+            sources,
+        )

@@ -14,6 +14,7 @@ import platform
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,7 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
 from .examples import IGNORE_INDEX, Example, collate, micro_batches
-from .guidance import (
-    lookup_sources,
-    lookup_token_losses,
-    position_token_losses,
-    recognition_token_losses,
-    token_contents,
-    word_tokens,
-)
+from .guidance import LookupGuide, position_token_losses, recognition_token_losses
 from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
 from .prefetch import StepData
@@ -310,26 +304,18 @@ def train_step_loss(
     step_loss = 0.0
     merged: list[torch.Tensor] = []
     emitted: list[torch.Tensor] = []  # the vision tower's output, tokens in prompt order
-    attended: list[dict[str, Any]] = []  # the last decoder layer's attention inputs
     visual = loaded.model.model.visual
-    last_attention = loaded.model.model.language_model.layers[-1].self_attn
-    handles = [
-        visual.merger.register_forward_hook(lambda module, args, out: merged.append(out)),
-        visual.register_forward_hook(lambda module, args, out: emitted.append(out.pooler_output)),
-    ]
-    if lookup_loss:
-        is_word = word_tokens(loaded.tokenizer)
-        visual_ids = (loaded.model.config.image_token_id, loaded.model.config.video_token_id)
-        handles.append(
-            last_attention.register_forward_pre_hook(
-                lambda module, args, kwargs: attended.append(kwargs), with_kwargs=True
-            )
-        )
-    try:
+    with ExitStack() as hooks:  # nothing stays on the model after the step, even on an error
+        for module, capture in (
+            (visual.merger, merged.append),
+            (visual, lambda out: emitted.append(out.pooler_output)),
+        ):
+            handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
+            hooks.callback(handle.remove)
+        guide = hooks.enter_context(LookupGuide(loaded)) if lookup_loss else None
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
-            attended.clear()
             batch = collate(group, loaded.tokenizer.pad_token_id)
             visual_targets = batch.pop("visual_targets", None)
             answer_places = batch.pop("answer_places", None)
@@ -349,21 +335,8 @@ def train_step_loss(
                         loss = loss + weight * extra.mean() * share
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
-            if lookup_loss and attended:
-                contents = token_contents(batch, visual_targets, visual_ids)
-                query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
-                words = targets.cpu()
-                sources = lookup_sources(contents, query[:, 0], query[:, 1], words, is_word, answer_places)
-                inputs = attended[0]
-                extra = lookup_token_losses(
-                    last_attention,
-                    inputs["hidden_states"],
-                    inputs["position_embeddings"],
-                    batch["attention_mask"].to(inputs["hidden_states"].device),
-                    query[:, 0].to(inputs["hidden_states"].device),
-                    query[:, 1].to(inputs["hidden_states"].device),
-                    sources,
-                )
+            if guide is not None:
+                extra = guide.losses(batch, visual_targets, answer_places, targets)
                 if extra.numel():
                     loss = loss + lookup_loss * extra.mean() * share
                     per_label["(lookup)"][0] += float(extra.detach().sum())
@@ -371,9 +344,6 @@ def train_step_loss(
             loss.backward()
             is_answer = targets != loaded.tokenizer.eos_token_id
             step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
-    finally:
-        for handle in handles:
-            handle.remove()
     return step_loss, {label: round(s / n, 4) for label, (s, n) in sorted(per_label.items())}
 
 
