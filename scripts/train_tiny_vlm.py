@@ -21,8 +21,10 @@ Dense signals (all off by default; docs/embedded-model.md has what each did): --
 turns (a whole list, grid row or scene spelled out) after each item's questions; --readout-items S asks a
 share S of items one read-out instead of their own question; --recognition-loss W trains each visual
 token to name the words drawn on it, --position-loss W each grid token to carry its cell's row and
-column, and --lookup-loss W puts the last decoder layer's attention, at each answer word, on the prompt
-tokens that show it. --init DIR starts from a trained run's weights (staged training: text first, then the mixture).
+column, --lookup-loss W puts the last decoder layer's attention, at each answer word, on the prompt
+tokens that show it, and --query-position-loss W asks the input of that attention, where a grid answer
+is predicted, for the cell's row and column. --init DIR starts from a trained run's weights (staged
+training: text first, then the mixture).
 
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
 in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs
@@ -131,6 +133,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"showing it (default {DEFAULTS.lookup_loss})",
     )
     run.add_argument(
+        "--query-position-loss",
+        type=float,
+        help="weight of the loss asking the last layer's input, where a grid answer word is predicted, to carry "
+        f"the cell's row and column (default {DEFAULTS.query_position_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -168,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "recognition_loss": args.recognition_loss,
         "position_loss": args.position_loss,
         "lookup_loss": args.lookup_loss,
+        "query_position_loss": args.query_position_loss,
         "init": args.init,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

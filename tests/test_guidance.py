@@ -152,3 +152,25 @@ def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
     assert per_label["(lookup)"] > 0
     with pytest.raises(Exception, match="lookup_loss"):
         TrainSettings(lookup_loss=-1.0)
+
+
+def test_query_position_loss_reads_the_asked_cell_at_the_answer_position(loaded):
+    # the readout reads cells by the fixed code: a vector built from the code's own directions scores best
+    from hybridkv.embedded.guidance import _position_readout, query_position_losses
+    from hybridkv.embedded.training import train_step_loss
+
+    readout = _position_readout(256)
+    cells = torch.tensor([[3, 2], [IGNORE, IGNORE], [1, 5]])
+    right = torch.stack([10 * (readout[:, 0, r] + readout[:, 1, c]) for r, c in ([3, 2], [0, 0], [1, 5])])
+    wrong = torch.stack([10 * (readout[:, 0, r] + readout[:, 1, c]) for r, c in ([2, 3], [0, 0], [5, 1])])
+    assert query_position_losses(right, cells).shape == (2,)
+    assert (query_position_losses(right, cells) < query_position_losses(wrong, cells)).all()
+
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    (scene,) = generate_items("attribute", "train", 1, seed=5)
+    _, per_label = train_step_loss(loaded, [encode(loaded, grid)], 4096, query_position_loss=1.0)
+    assert "(query position)" in per_label and "(lookup)" not in per_label
+    loaded.model.zero_grad(set_to_none=True)
+    _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, query_position_loss=1.0)
+    assert "(query position)" not in per_label  # no grid cell to read off
+    loaded.model.zero_grad(set_to_none=True)

@@ -56,14 +56,20 @@ def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targ
     A fixed read-out only asks the vision tower to write the position somewhere linear; the language
     model learns to read it through the answers.
     """
-    positions = targets[:, ROW : COL + 1].to(visual_tokens.device)
-    on_grid = positions[:, 0] != IGNORE
-    if not on_grid.any():
-        return visual_tokens.new_zeros(0)
-    readout = _position_readout(visual_tokens.shape[-1]).to(visual_tokens.device)
-    logits = torch.einsum("nh,hkp->nkp", visual_tokens[on_grid].float(), readout)
+    return _position_losses(visual_tokens, targets[:, ROW : COL + 1])
+
+
+def _position_losses(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each (row, column) in ``positions`` read from its vector by the fixed
+    projection; rows whose position is ``IGNORE`` are left out."""
+    positions = positions.to(vectors.device)
+    known = positions[:, 0] != IGNORE
+    if not known.any():
+        return vectors.new_zeros(0)
+    readout = _position_readout(vectors.shape[-1]).to(vectors.device)
+    logits = torch.einsum("nh,hkp->nkp", vectors[known].float(), readout)
     losses = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, MAX_POSITION + 1), positions[on_grid].reshape(-1), reduction="none"
+        logits.reshape(-1, MAX_POSITION + 1), positions[known].reshape(-1), reduction="none"
     )
     return losses.view(-1, 2).mean(dim=1)
 
@@ -207,23 +213,43 @@ class LookupGuide:
         visual_targets: torch.Tensor | None,
         answer_places: torch.Tensor | None,
         words: torch.Tensor,
-    ) -> torch.Tensor:
-        """:func:`lookup_token_losses` of the last forward on ``batch`` (host tensors, ``labels`` included),
-        whose labelled tokens are ``words`` in batch order; the captured inputs are then released."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
+        labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
+        and :func:`query_position_losses` of those read off a known grid cell. The captured inputs are
+        then released."""
         if not self._inputs:
-            return torch.zeros(0)
+            return torch.zeros(0), torch.zeros(0)
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
         contents = token_contents(batch, visual_targets, self.visual_ids)
         sources = lookup_sources(contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places)
         hidden = inputs["hidden_states"]
-        return lookup_token_losses(
+        rows, positions = query[:, 0].to(hidden.device), query[:, 1].to(hidden.device)
+        lookup = lookup_token_losses(
             self.attention,
             hidden,
             inputs["position_embeddings"],
             batch["attention_mask"].to(hidden.device),
-            query[:, 0].to(hidden.device),
-            query[:, 1].to(hidden.device),
+            rows,
+            positions,
             sources,
         )
+        if answer_places is None:
+            return lookup, hidden.new_zeros(0)
+        cells = answer_places[:, 1:]  # (image, row, column) -> (row, column)
+        return lookup, query_position_losses(hidden[rows, positions], cells)
+
+
+def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Per query with a known cell (``cells``: (row, column) or ``IGNORE``): the cross-entropy of that row
+    and column read from the query's input to the lookup layer by the same fixed projection that
+    :func:`position_token_losses` reads grid tokens with.
+
+    A lookup needs the question's "row 3, column 2" gathered at the answer position before its attention
+    can match it against the grid tokens' positions; trained through the lookup alone, neither side has a
+    gradient until the other exists. Asking the query side for the cell in the code the key side already
+    uses gives the gathering a signal of its own, and makes the match one between equal codes.
+    """
+    return _position_losses(queries, cells)

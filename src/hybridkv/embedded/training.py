@@ -74,9 +74,12 @@ class TrainSettings:
     lookup_loss: float = 0.0
     """Weight of the loss putting the last decoder layer's attention, at each answer word, on the prompt
     tokens that show that word (see ``hybridkv.embedded.guidance``); 0 turns it off."""
+    query_position_loss: float = 0.0
+    """Weight of the loss asking the last decoder layer's input, where a grid answer word is predicted, to
+    carry that cell's row and column in the grid tokens' code (see ``hybridkv.embedded.guidance``)."""
 
     def __post_init__(self) -> None:
-        weights = ("visual_mean_penalty", "recognition_loss", "position_loss", "lookup_loss")
+        weights = ("visual_mean_penalty", "recognition_loss", "position_loss", "lookup_loss", "query_position_loss")
         if min(getattr(self, name) for name in weights) < 0:
             raise ConfigError(
                 ", ".join(f"{name}={getattr(self, name)}" for name in weights) + ": loss weights must be non-negative"
@@ -257,6 +260,7 @@ def _train_step(
         settings.recognition_loss,
         settings.position_loss,
         settings.lookup_loss,
+        settings.query_position_loss,
     )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
@@ -279,6 +283,7 @@ def train_step_loss(
     recognition_loss: float = 0.0,
     position_loss: float = 0.0,
     lookup_loss: float = 0.0,
+    query_position_loss: float = 0.0,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -296,8 +301,9 @@ def train_step_loss(
     ``recognition_loss`` adds that weight times the mean :func:`recognition_token_losses` of the step's
     labelled visual tokens, reported under the label ``(recognition)``; ``position_loss`` likewise with
     :func:`position_token_losses` of the grid tokens, under ``(position)``; ``lookup_loss`` with
-    :func:`lookup_token_losses` of the answer words that have a source, under ``(lookup)``. No extra term is
-    part of the returned step loss, which stays comparable between runs.
+    :func:`lookup_token_losses` of the answer words that have a source, under ``(lookup)``;
+    ``query_position_loss`` with :func:`query_position_losses` of the grid answer words, under
+    ``(query position)``. No extra term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -312,7 +318,7 @@ def train_step_loss(
         ):
             handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
             hooks.callback(handle.remove)
-        guide = hooks.enter_context(LookupGuide(loaded)) if lookup_loss else None
+        guide = hooks.enter_context(LookupGuide(loaded)) if lookup_loss or query_position_loss else None
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
@@ -336,11 +342,15 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if guide is not None:
-                extra = guide.losses(batch, visual_targets, answer_places, targets)
-                if extra.numel():
-                    loss = loss + lookup_loss * extra.mean() * share
-                    per_label["(lookup)"][0] += float(extra.detach().sum())
-                    per_label["(lookup)"][1] += extra.numel()
+                lookup, query_position = guide.losses(batch, visual_targets, answer_places, targets)
+                for name, weight, extra in (
+                    ("(lookup)", lookup_loss, lookup),
+                    ("(query position)", query_position_loss, query_position),
+                ):
+                    if weight and extra.numel():
+                        loss = loss + weight * extra.mean() * share
+                        per_label[name][0] += float(extra.detach().sum())
+                        per_label[name][1] += extra.numel()
             loss.backward()
             is_answer = targets != loaded.tokenizer.eos_token_id
             step_loss += _accumulate(per_label, group, token_loss, rows, is_answer, total_tokens)
