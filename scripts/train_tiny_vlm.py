@@ -23,7 +23,8 @@ share S of items one read-out instead of their own question; --recognition-loss 
 token to name the words drawn on it, --position-loss W each grid token to carry its cell's row and
 column, --lookup-loss W puts the last decoder layer's attention, at each answer word, on the prompt
 tokens that show it, and --query-position-loss W asks the input of that attention, where a grid answer
-is predicted, for the cell's row and column. --init DIR starts from a trained run's weights (staged
+is predicted, for the cell's row and column; --image-code-loss W asks it for each visual token's image
+number and the asked image's. --init DIR starts from a trained run's weights (staged
 training: text first, then the mixture).
 
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
@@ -139,6 +140,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"the cell's row and column (default {DEFAULTS.query_position_loss})",
     )
     run.add_argument(
+        "--image-code-loss",
+        type=float,
+        help="weight of the loss asking the last layer's input to carry each visual token's image number and "
+        f"the asked image's number at the answer (default {DEFAULTS.image_code_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -177,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "position_loss": args.position_loss,
         "lookup_loss": args.lookup_loss,
         "query_position_loss": args.query_position_loss,
+        "image_code_loss": args.image_code_loss,
         "init": args.init,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

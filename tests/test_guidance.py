@@ -61,6 +61,10 @@ def test_a_known_grid_cell_is_the_only_source_of_its_answer():
     sources = lookup_sources(contents, row, query, word, torch.ones(8, dtype=torch.bool), known)
     assert sources[0].nonzero().flatten().tolist() == [1, 2]  # the cell's tokens, whatever they show
     assert sources[1].nonzero().flatten().tolist() == [1, 3]  # unknown place: every visual 7
+    image_only = torch.tensor([[2, IGNORE, IGNORE]])
+    words[0, 4, 0] = 7
+    sources = lookup_sources(contents, row[:1], query[:1], word[:1], torch.ones(8, dtype=torch.bool), image_only)
+    assert sources[0].nonzero().flatten().tolist() == [4]  # the 7 in image 2 only
 
 
 def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding(loaded):
@@ -173,4 +177,21 @@ def test_query_position_loss_reads_the_asked_cell_at_the_answer_position(loaded)
     loaded.model.zero_grad(set_to_none=True)
     _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, query_position_loss=1.0)
     assert "(query position)" not in per_label  # no grid cell to read off
+    loaded.model.zero_grad(set_to_none=True)
+
+
+def test_image_codes_are_asked_of_every_visual_token_and_of_queries_naming_an_image(loaded):
+    from hybridkv.embedded.guidance import image_code_losses
+    from hybridkv.embedded.training import train_step_loss
+
+    numbers = torch.tensor([1, IGNORE, 3, 65])
+    assert image_code_losses(torch.randn(4, 256), numbers).shape == (2,)  # unknown and out-of-range left out
+    (several,) = generate_items("multi_image", "train", 1, seed=5, min_images=3, max_images=3)
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    example = encode(loaded, several)
+    _, per_label = train_step_loss(loaded, [example], 4096, image_code_loss=1.0)
+    assert per_label["(image code)"] > 0
+    loaded.model.zero_grad(set_to_none=True)
+    _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, image_code_loss=1.0)
+    assert "(image code)" not in per_label  # no image, no image named
     loaded.model.zero_grad(set_to_none=True)

@@ -58,8 +58,7 @@ def test_grid_blocks_name_their_cell_and_headers_their_digit(loaded):
     assert names[2 * 11] == ("1",) and names[2 * 11 + 1] == ("1",)  # column 11: its digits side by side
     assert names[2 * width] == ("1",) and positions[2 * width] == (1, 0)  # row 1's header
     assert positions[2 * 11] == (0, 11) and positions[0] == (IGNORE, IGNORE)
-    on_grid = targets[:, ROW] != IGNORE
-    assert (targets[on_grid, IMAGE] == 1).all() and (targets[~on_grid, IMAGE] == IGNORE).all()
+    assert (targets[:, IMAGE] == 1).all()  # every block knows its image
 
 
 def test_answers_read_off_a_grid_know_their_cells(loaded):
@@ -90,6 +89,11 @@ def test_answers_read_off_a_grid_know_their_cells(loaded):
     assert (places[[not w for w in words]] == IGNORE).all()  # spaces and end-of-turn
     (scene,) = generate_items("attribute", "train", 1, seed=5)
     assert answer_places(scene) is None and (encode(loaded, scene).answer_places == IGNORE).all()
+    (several,) = generate_items("multi_image", "train", 1, seed=5)
+    assert answer_places(several) == [(several.meta["image"], IGNORE, IGNORE)]
+    named = as_readout_item(several, np.random.default_rng(0))
+    image = named.meta["readout"]["image"]
+    assert answer_places(named) == [(image, IGNORE, IGNORE)] * len(named.answer.split())
 
 
 @pytest.mark.parametrize("task", ["attribute", "counting", "multi_image"])
@@ -99,7 +103,7 @@ def test_scene_blocks_name_the_colour_and_shape_of_the_object_on_them(loaded, ta
     targets = visual_targets(item, inputs["image_grid_thw"], loaded.tokenizer)
     image_tokens = int((inputs["input_ids"] == loaded.model.config.image_token_id).sum())
     assert targets.shape == (image_tokens, WIDTH)
-    assert (targets[:, ROW:] == IGNORE).all()  # scenes have no grid positions
+    assert (targets[:, ROW : COL + 1] == IGNORE).all()  # scenes have no grid positions
     names = set(_names(loaded.tokenizer, targets)) - {()}
     meta = item.meta
     objects = meta["objects"] if task != "multi_image" else [o for im in meta["images"] for o in im["objects"]]
@@ -122,7 +126,11 @@ def test_video_frames_and_text_only_items_have_no_targets_but_keep_alignment(loa
     assert all(boxes is None for boxes in item_boxes(clip))
     video = encode(loaded, clip)
     assert video.visual_targets.shape[0] == int((video.input_ids == loaded.model.config.image_token_id).sum())
-    assert (video.visual_targets == IGNORE).all()
+    assert (video.visual_targets[:, :IMAGE] == IGNORE).all()  # frames name nothing, but know their number
+    per_frame = int(video.visual_targets.shape[0]) // len(clip.video)
+    assert video.visual_targets[:, IMAGE].tolist() == [
+        f for f in range(1, len(clip.video) + 1) for _ in range(per_frame)
+    ]
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     assert encode(loaded, text).visual_targets is None
     (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)

@@ -26,7 +26,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_
 
 from hybridkv.models import LoadedModel
 
-from .visual_targets import COL, IGNORE, IMAGE, MAX_POSITION, MAX_WORDS, ROW
+from .visual_targets import COL, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, ROW
 
 LABEL_IGNORE = -100
 
@@ -72,6 +72,25 @@ def _position_losses(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Te
         logits.reshape(-1, MAX_POSITION + 1), positions[known].reshape(-1), reduction="none"
     )
     return losses.view(-1, 2).mean(dim=1)
+
+
+def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+    """Per vector with a known image number (``numbers``, 1-based or ``IGNORE``): the cross-entropy of that
+    number read by a fixed random projection.
+
+    "In image 5" can only be matched against visual tokens that know they belong to image 5, which the
+    vision tower cannot tell (it sees one image at a time); the language model can, from the "Image 5:"
+    label before each image. Asked of the lookup layer's input, at visual tokens and at the queries that
+    name an image, in one code, both sides of the match learn the same number.
+    """
+    numbers = numbers.to(vectors.device)
+    known = (numbers != IGNORE) & (numbers <= MAX_IMAGE)
+    if not known.any():
+        return vectors.new_zeros(0)
+    generator = torch.Generator().manual_seed(1)
+    readout = torch.randn(vectors.shape[-1], MAX_IMAGE + 1, generator=generator) / vectors.shape[-1] ** 0.5
+    logits = vectors[known].float() @ readout.to(vectors.device)
+    return torch.nn.functional.cross_entropy(logits, numbers[known], reduction="none")
 
 
 def _position_readout(width: int) -> torch.Tensor:
@@ -132,8 +151,9 @@ def lookup_sources(
     ``positions``, id ``words``) is to be read from, among the positions up to the query.
 
     A token whose grid cell is known (``places``, (image, row, column) or ``IGNORE``) is read from that
-    cell's visual tokens. Any other word is read from the positions showing it, the visual ones only when
-    any visual token shows it (a scene's colour is read from the image, not from "red" in the question).
+    cell's visual tokens; one whose image alone is known, from the visual tokens of that image showing it.
+    Any other word is read from the positions showing it, the visual ones only when any visual token shows
+    it (a scene's colour is read from the image, not from "red" in the question).
     Tokens that are not words (``is_word``) or are shown nowhere get no source.
     """
     earlier = torch.arange(contents.words.shape[1])[None, :] <= positions[:, None]
@@ -141,9 +161,11 @@ def lookup_sources(
     visual = shows & contents.is_visual[rows]
     sources = torch.where(visual.any(dim=1, keepdim=True), visual, shows)
     if places is not None:
-        known = places[:, 0] != IGNORE
-        at_place = (contents.places[rows] == places[:, None, :]).all(dim=-1) & earlier
-        sources = torch.where(known[:, None], at_place, sources)
+        cell = places[:, 1] != IGNORE
+        at_cell = (contents.places[rows] == places[:, None, :]).all(dim=-1) & earlier
+        in_image = visual & (contents.places[rows][..., 0] == places[:, None, 0])
+        image_only = (places[:, 0] != IGNORE) & ~cell
+        sources = torch.where(cell[:, None], at_cell, torch.where(image_only[:, None], in_image, sources))
     return sources & is_word[words][:, None]
 
 
@@ -213,13 +235,13 @@ class LookupGuide:
         visual_targets: torch.Tensor | None,
         answer_places: torch.Tensor | None,
         words: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
         labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
-        and :func:`query_position_losses` of those read off a known grid cell. The captured inputs are
-        then released."""
+        :func:`query_position_losses` of those read off a known grid cell, and :func:`image_code_losses` of
+        the visual tokens and of the queries whose image is known. The captured inputs are then released."""
         if not self._inputs:
-            return torch.zeros(0), torch.zeros(0)
+            return torch.zeros(0), torch.zeros(0), torch.zeros(0)
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
@@ -236,10 +258,15 @@ class LookupGuide:
             positions,
             sources,
         )
-        if answer_places is None:
-            return lookup, hidden.new_zeros(0)
-        cells = answer_places[:, 1:]  # (image, row, column) -> (row, column)
-        return lookup, query_position_losses(hidden[rows, positions], cells)
+        places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
+        visual = contents.is_visual.to(hidden.device)
+        vectors = torch.cat([hidden[visual], hidden[rows, positions]])
+        numbers = torch.cat([contents.places[contents.is_visual][:, 0], places[:, 0]])
+        return (
+            lookup,
+            query_position_losses(hidden[rows, positions], places[:, 1:]),
+            image_code_losses(vectors, numbers),
+        )
 
 
 def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

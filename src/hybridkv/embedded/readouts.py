@@ -30,8 +30,8 @@ from hybridkv.data import TaskItem
 from hybridkv.data.question import split_question
 
 ReadOut = tuple[str, str]
-# A grid read-out's image (1-based) and row: where its words are, for lookup guidance.
-Place = tuple[int, int]
+# A read-out's image (1-based) and grid row (None off grids): where its words are, for lookup guidance.
+Place = tuple[int, int | None]
 
 # Prompt forms, shared by the generators below and the tokenizer's corpus (readout_prompts).
 _REPEAT = "Repeat the list."
@@ -71,12 +71,12 @@ def _scene(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
     return _NAME, _objects(meta["objects"])
 
 
-def _multi_image(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
+def _multi_image(meta: Mapping[str, Any], rng: np.random.Generator) -> tuple[str, str, Place]:
     image = int(rng.integers(len(meta["images"]))) + 1
-    return _NAME_IN_IMAGE.format(image=image), _objects(meta["images"][image - 1]["objects"])
+    return _NAME_IN_IMAGE.format(image=image), _objects(meta["images"][image - 1]["objects"]), (image, None)
 
 
-# Each returns (prompt, answer) or, for grids, (prompt, answer, place).
+# Each returns (prompt, answer) or, where the words' image is not the only one, (prompt, answer, place).
 READOUTS: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], tuple[Any, ...]]] = {
     "text_copy": _text_copy,
     "grid": _grid,
@@ -109,14 +109,15 @@ def _draw(item: TaskItem, n: int, rng: np.random.Generator) -> list[tuple[str, s
 
 def as_readout_item(item: TaskItem, rng: np.random.Generator) -> TaskItem | None:
     """``item`` asked one read-out in place of its own question (same context and images), or None if its
-    task has none. A grid read-out's (image, row) is kept in the item's meta as ``readout``."""
+    task has none. The read-out's (image, row) is kept in the item's meta as ``readout`` (None where it has
+    no one place)."""
     drawn = _draw(item, 1, rng)
     if not drawn:
         return None
     (prompt, answer, place) = drawn[0]
     context, _ = split_question(item.prompt)
     joint = "" if not context or context.endswith("\n") else " "
-    meta = item.meta if place is None else {**item.meta, "readout": {"image": place[0], "row": place[1]}}
+    meta = {**item.meta, "readout": None if place is None else {"image": place[0], "row": place[1]}}
     return replace(item, prompt=context + joint + prompt, answer=answer, meta=meta)
 
 

@@ -77,9 +77,19 @@ class TrainSettings:
     query_position_loss: float = 0.0
     """Weight of the loss asking the last decoder layer's input, where a grid answer word is predicted, to
     carry that cell's row and column in the grid tokens' code (see ``hybridkv.embedded.guidance``)."""
+    image_code_loss: float = 0.0
+    """Weight of the loss asking the last decoder layer's input to carry each visual token's image number,
+    and the asked image's number where an answer is read off one image (see ``hybridkv.embedded.guidance``)."""
 
     def __post_init__(self) -> None:
-        weights = ("visual_mean_penalty", "recognition_loss", "position_loss", "lookup_loss", "query_position_loss")
+        weights = (
+            "visual_mean_penalty",
+            "recognition_loss",
+            "position_loss",
+            "lookup_loss",
+            "query_position_loss",
+            "image_code_loss",
+        )
         if min(getattr(self, name) for name in weights) < 0:
             raise ConfigError(
                 ", ".join(f"{name}={getattr(self, name)}" for name in weights) + ": loss weights must be non-negative"
@@ -261,6 +271,7 @@ def _train_step(
         settings.position_loss,
         settings.lookup_loss,
         settings.query_position_loss,
+        settings.image_code_loss,
     )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
@@ -284,6 +295,7 @@ def train_step_loss(
     position_loss: float = 0.0,
     lookup_loss: float = 0.0,
     query_position_loss: float = 0.0,
+    image_code_loss: float = 0.0,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -303,7 +315,8 @@ def train_step_loss(
     :func:`position_token_losses` of the grid tokens, under ``(position)``; ``lookup_loss`` with
     :func:`lookup_token_losses` of the answer words that have a source, under ``(lookup)``;
     ``query_position_loss`` with :func:`query_position_losses` of the grid answer words, under
-    ``(query position)``. No extra term is part of the returned step loss, which stays comparable between runs.
+    ``(query position)``; ``image_code_loss`` with :func:`image_code_losses`, under ``(image code)``. No
+    extra term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
     per_label: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -318,7 +331,9 @@ def train_step_loss(
         ):
             handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
             hooks.callback(handle.remove)
-        guide = hooks.enter_context(LookupGuide(loaded)) if lookup_loss or query_position_loss else None
+        guide = (
+            hooks.enter_context(LookupGuide(loaded)) if lookup_loss or query_position_loss or image_code_loss else None
+        )
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
@@ -342,10 +357,11 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if guide is not None:
-                lookup, query_position = guide.losses(batch, visual_targets, answer_places, targets)
+                lookup, query_position, image_code = guide.losses(batch, visual_targets, answer_places, targets)
                 for name, weight, extra in (
                     ("(lookup)", lookup_loss, lookup),
                     ("(query position)", query_position_loss, query_position),
+                    ("(image code)", image_code_loss, image_code),
                 ):
                     if weight and extra.numel():
                         loss = loss + weight * extra.mean() * share

@@ -14,7 +14,7 @@ Targets exist for grids (``grid``, ``long_mixed``) and scenes (``attribute``, ``
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
 Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, and
-their image's number in the item:
+every block its image's number in the item (video frames counted on after the images):
 the language model cannot tell where a visual token sits in its image (M-RoPE's width section barely
 turns from one column to the next; see docs/embedded-model.md), so a cell's position has to be
 written into its token by the vision tower, and ``position_loss`` in training asks it to.
@@ -46,6 +46,8 @@ IMAGE = ROW + 2
 WIDTH = MAX_WORDS + 3
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
+# Image numbers the image targets cover (long_mixed allows up to 64 images).
+MAX_IMAGE = 64
 _MIN_COVER = 0.25
 
 # x0, y0, x1, y1 (exclusive), words, and the grid (row, column) the box belongs to (None off grids).
@@ -140,6 +142,7 @@ def visual_targets(
     for number, (boxes, image, (t, h, w)) in enumerate(grids, start=1):
         blocks_h, blocks_w = h // 2, w // 2
         ids = np.full((t * blocks_h * blocks_w, WIDTH), IGNORE, dtype=np.int64)
+        ids[:, IMAGE] = number if number <= MAX_IMAGE else IGNORE
         if boxes is not None and image.size == (blocks_w * BLOCK_PX, blocks_h * BLOCK_PX):  # not resized
             labels = (label for row in block_labels(boxes, blocks_h, blocks_w) for label in row)
             for i, (words, position) in enumerate(labels):
@@ -149,17 +152,21 @@ def visual_targets(
                     ids[i, j] = word_ids[word]
                 if position is not None and max(position) <= MAX_POSITION:
                     ids[i, ROW : COL + 1] = position
-                    ids[i, IMAGE] = number
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
 
 def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
     """(image, row, column) of each word of ``item``'s answer, for answers read off a grid cell by cell (a
-    grid question, a row read-out); None for answers that are not (or are not only) read off one cell."""
+    grid question, a row read-out), or (image, IGNORE, IGNORE) for an answer read off one image of several;
+    None for answers that are not read off a known place."""
     meta = item.meta
-    readout = meta.get("readout")
-    if readout is not None:
+    if "readout" in meta:  # a read-out item: its words are where the read-out looked, if anywhere
+        readout = meta["readout"]
+        if readout is None:
+            return None
+        if readout["row"] is None:
+            return [(readout["image"], IGNORE, IGNORE)] * len(item.answer.split())
         grid = meta["grid"] if item.task == "grid" else meta["grids"][readout["image"] - 1]
         columns = len(grid["cells"][0])
         return [(readout["image"], readout["row"], c) for c in range(1, columns + 1)]
@@ -167,6 +174,8 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
         return [(1, meta["row"], meta["col"])]
     if item.task == "long_mixed":
         return [(meta["image"], meta["row"], meta["col"])]
+    if item.task == "multi_image":
+        return [(meta["image"], IGNORE, IGNORE)]
     return None
 
 
