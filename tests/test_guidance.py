@@ -184,8 +184,8 @@ def test_image_codes_are_asked_of_every_visual_token_and_of_queries_naming_an_im
     from hybridkv.embedded.guidance import image_code_losses
     from hybridkv.embedded.training import train_step_loss
 
-    numbers = torch.tensor([1, IGNORE, 3, 65])
-    assert image_code_losses(torch.randn(4, 256), numbers).shape == (2,)  # unknown and out-of-range left out
+    numbers = torch.tensor([1, IGNORE, 3, 65, 0])
+    assert image_code_losses(torch.randn(5, 256), numbers).shape == (2,)  # unknown, out of range and text left out
     (several,) = generate_items("multi_image", "train", 1, seed=5, min_images=3, max_images=3)
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     example = encode(loaded, several)
@@ -195,3 +195,27 @@ def test_image_codes_are_asked_of_every_visual_token_and_of_queries_naming_an_im
     _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, image_code_loss=1.0)
     assert "(image code)" not in per_label  # no image, no image named
     loaded.model.zero_grad(set_to_none=True)
+
+
+def test_a_listed_word_is_read_from_its_place_in_the_list(loaded):
+    import numpy as np
+
+    from hybridkv.embedded.readouts import as_readout_item
+
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    example = encode(loaded, text)
+    placed = (example.token_places[:, 1] != IGNORE).nonzero().flatten()
+    listed = [loaded.tokenizer.decode([int(example.input_ids[i])]) for i in placed]
+    assert listed == text.meta["words"]  # each listed word at (text, row 1, its number)
+    assert example.token_places[placed].tolist() == [[0, 1, k] for k in range(1, len(listed) + 1)]
+    batch = collate([example], loaded.tokenizer.pad_token_id)
+    found = token_contents(batch, None, _visual_ids(loaded))
+    query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
+    words = batch["labels"][:, 1:][batch["labels"][:, 1:] != IGNORE_INDEX]
+    sources = lookup_sources(
+        found, query[:, 0], query[:, 1], words, word_tokens(loaded.tokenizer), batch["answer_places"]
+    )
+    assert sources[0].nonzero().flatten().tolist() == [int(placed[text.meta["item"] - 1])]
+    repeat = encode(loaded, as_readout_item(text, np.random.default_rng(0)))
+    known = repeat.answer_places[repeat.answer_places[:, 0] != IGNORE]
+    assert known.tolist() == [[0, 1, k] for k in range(1, len(listed) + 1)]

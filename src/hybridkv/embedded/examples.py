@@ -23,7 +23,7 @@ from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
 
 from .model import item_images
-from .visual_targets import IGNORE, answer_places, visual_targets
+from .visual_targets import IGNORE, answer_places, prompt_places, visual_targets
 
 IGNORE_INDEX = -100
 
@@ -46,6 +46,8 @@ class Example:
     answer_places: torch.Tensor | None = None
     """``(labelled tokens, 3)``: the (image, row, column) of the grid cell each labelled token is read from,
     ``IGNORE`` where that is not known (see ``visual_targets.answer_places``), for lookup guidance."""
+    token_places: torch.Tensor | None = None
+    """``(tokens, 3)``: the place of each text token that has one (a listed word), ``IGNORE`` elsewhere."""
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -94,6 +96,12 @@ def encode(
         image_grid_thw=prompt.get("image_grid_thw"),
         visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
         answer_places=torch.cat(places),
+        token_places=torch.cat(
+            [
+                prompt_places(item, prompt_ids.tolist(), tokenizer),
+                torch.full((input_ids.shape[0] - prompt_ids.shape[0], 3), IGNORE, dtype=torch.long),
+            ]
+        ),
     )
 
 
@@ -112,8 +120,8 @@ def _token_places(
 
 
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``answer_places`` (labelled tokens
-    in batch order) and, with images, ``visual_targets``; images in example order."""
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, ``answer_places``
+    (labelled tokens in batch order) and, with images, ``visual_targets``; images in example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -132,6 +140,10 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
     }
     if all(e.answer_places is not None for e in examples):
         batch["answer_places"] = torch.cat([e.answer_places for e in examples])
+    if all(e.token_places is not None for e in examples):
+        batch["token_places"] = torch.full((len(examples), width, 3), IGNORE, dtype=torch.long)
+        for i, e in enumerate(examples):
+            batch["token_places"][i, width - len(e) :] = e.token_places
     with_images = [e for e in examples if e.pixel_values is not None]
     if with_images:
         batch["pixel_values"] = torch.cat([e.pixel_values for e in with_images])

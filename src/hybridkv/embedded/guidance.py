@@ -75,8 +75,8 @@ def _position_losses(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Te
 
 
 def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
-    """Per vector with a known image number (``numbers``, 1-based or ``IGNORE``): the cross-entropy of that
-    number read by a fixed random projection.
+    """Per vector with a known image number (``numbers``, 1-based; 0 or ``IGNORE`` for none): the
+    cross-entropy of that number read by a fixed random projection.
 
     "In image 5" can only be matched against visual tokens that know they belong to image 5, which the
     vision tower cannot tell (it sees one image at a time); the language model can, from the "Image 5:"
@@ -84,7 +84,7 @@ def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Ten
     name an image, in one code, both sides of the match learn the same number.
     """
     numbers = numbers.to(vectors.device)
-    known = (numbers != IGNORE) & (numbers <= MAX_IMAGE)
+    known = (numbers >= 1) & (numbers <= MAX_IMAGE)  # 0 is the prompt's text (a listed word's place)
     if not known.any():
         return vectors.new_zeros(0)
     generator = torch.Generator().manual_seed(1)
@@ -133,6 +133,8 @@ def token_contents(
     is_visual = torch.isin(input_ids, torch.tensor(list(visual_token_ids), dtype=input_ids.dtype))
     text = (batch["attention_mask"] == 1) & (batch["labels"] == LABEL_IGNORE) & ~is_visual
     words[..., 0] = torch.where(text, input_ids, IGNORE)
+    if "token_places" in batch:
+        places[text] = batch["token_places"][text]
     if visual_targets is not None and int(is_visual.sum()) == visual_targets.shape[0]:
         words[is_visual] = visual_targets[:, :MAX_WORDS]
         places[is_visual] = visual_targets[:, [IMAGE, ROW, COL]]
@@ -238,8 +240,9 @@ class LookupGuide:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
         labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
-        :func:`query_position_losses` of those read off a known grid cell, and :func:`image_code_losses` of
-        the visual tokens and of the queries whose image is known. The captured inputs are then released."""
+        :func:`query_position_losses` of those read off a known grid cell (and of the listed words), and
+        :func:`image_code_losses` of the visual tokens and of the queries whose image is known. The captured
+        inputs are then released."""
         if not self._inputs:
             return torch.zeros(0), torch.zeros(0), torch.zeros(0)
         inputs = self._inputs.pop()
@@ -277,6 +280,8 @@ def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.T
     A lookup needs the question's "row 3, column 2" gathered at the answer position before its attention
     can match it against the grid tokens' positions; trained through the lookup alone, neither side has a
     gradient until the other exists. Asking the query side for the cell in the code the key side already
-    uses gives the gathering a signal of its own, and makes the match one between equal codes.
+    uses gives the gathering a signal of its own, and makes the match one between equal codes. A prompt's
+    listed words, read as a one-row grid (``visual_targets.text_place``), are asked for their own place the
+    same way (the key side of a text lookup, which no vision tower writes).
     """
     return _position_losses(queries, cells)

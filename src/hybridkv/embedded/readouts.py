@@ -30,8 +30,10 @@ from hybridkv.data import TaskItem
 from hybridkv.data.question import split_question
 
 ReadOut = tuple[str, str]
-# A read-out's image (1-based) and grid row (None off grids): where its words are, for lookup guidance.
+# A read-out's image (1-based; TEXT for the prompt's list) and grid row (None off grids): where its words
+# are, for lookup guidance.
 Place = tuple[int, int | None]
+TEXT = 0
 
 # Prompt forms, shared by the generators below and the tokenizer's corpus (readout_prompts).
 _REPEAT = "Repeat the list."
@@ -46,8 +48,8 @@ def _objects(objects: Sequence[Mapping[str, Any]]) -> str:
     return " ".join(f"{o['colour']} {o['shape']}" for o in ordered)
 
 
-def _text_copy(meta: Mapping[str, Any], rng: np.random.Generator) -> ReadOut:
-    return _REPEAT, " ".join(meta["words"])
+def _text_copy(meta: Mapping[str, Any], rng: np.random.Generator) -> tuple[str, str, Place]:
+    return _REPEAT, " ".join(meta["words"]), (TEXT, 1)
 
 
 def _grid_row(cells: Sequence[Sequence[str]], row: int) -> str:

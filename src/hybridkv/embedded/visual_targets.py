@@ -158,8 +158,8 @@ def visual_targets(
 
 def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
     """(image, row, column) of each word of ``item``'s answer, for answers read off a grid cell by cell (a
-    grid question, a row read-out), or (image, IGNORE, IGNORE) for an answer read off one image of several;
-    None for answers that are not read off a known place."""
+    grid question, a row read-out) or a prompt's list (:func:`text_place`), or (image, IGNORE, IGNORE) for
+    an answer read off one image of several; None for answers that are not read off a known place."""
     meta = item.meta
     if "readout" in meta:  # a read-out item: its words are where the read-out looked, if anywhere
         readout = meta["readout"]
@@ -167,6 +167,8 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
             return None
         if readout["row"] is None:
             return [(readout["image"], IGNORE, IGNORE)] * len(item.answer.split())
+        if item.task == "text_copy":
+            return [text_place(k) for k in range(1, len(meta["words"]) + 1)]
         grid = meta["grid"] if item.task == "grid" else meta["grids"][readout["image"] - 1]
         columns = len(grid["cells"][0])
         return [(readout["image"], readout["row"], c) for c in range(1, columns + 1)]
@@ -176,7 +178,30 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
         return [(meta["image"], meta["row"], meta["col"])]
     if item.task == "multi_image":
         return [(meta["image"], IGNORE, IGNORE)]
+    if item.task == "text_copy":
+        return [text_place(meta["item"])]
     return None
+
+
+def text_place(index: int) -> tuple[int, int, int]:
+    """The place of a prompt list's ``index``-th word (1-based): image 0 (the text), row 1, column ``index``,
+    so that a list is read in the code of a one-row grid."""
+    return (0, 1, index)
+
+
+def prompt_places(item: TaskItem, prompt_ids: Sequence[int], tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
+    """``(len(prompt_ids), 3)`` places of the prompt's tokens: each listed word of a ``text_copy`` item at
+    :func:`text_place` of its number, ``IGNORE`` everywhere else (visual tokens have theirs in
+    :func:`visual_targets`)."""
+    out = torch.full((len(prompt_ids), 3), IGNORE, dtype=torch.long)
+    if item.task != "text_copy":
+        return out
+    ids = list(prompt_ids)
+    for k, word in enumerate(item.meta["words"], start=1):
+        token = _word_id(tokenizer, word)
+        if token in ids:  # listed words are distinct, each one token
+            out[ids.index(token)] = torch.tensor(text_place(k))
+    return out
 
 
 def _word_id(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
