@@ -7,6 +7,11 @@ copy there with ``hybridkv.eval`` (full cache, StreamingLLM, SnapKV and HybridKV
 every task's test items), and writes the model card (``README.md``) from those measurements. The
 evaluation's ``results.json`` and plots go to ``--results``.
 
+The card's evaluation is question-agnostic (images and context compressed, then the question asked):
+the suite's answers are one word, the first generated token, which every method computes from the
+full prefill when the question is in the compressed prompt, so only the agnostic setting can show
+what eviction loses (docs/results.md, "Embedded suite").
+
 Example::
 
     python scripts/ship_embedded.py --run runs/embedded --limit 50 --results docs/results/embedded
@@ -33,6 +38,7 @@ from hybridkv.eval.results import write_results  # noqa: E402
 
 SKIP = {CHECKPOINT_DIR, "train_log.jsonl", "README.md"}
 CARD_METHODS = ("full", "streaming", "snapkv", "hybridkv")
+CARD_SETTING = "agnostic"
 
 
 def main() -> int:
@@ -52,7 +58,9 @@ def main() -> int:
         if entry.name not in SKIP and entry.is_file():
             shutil.copy2(entry, args.dest / entry.name)
 
-    config = EvalConfig(model=str(args.dest), methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit)
+    config = EvalConfig(
+        model=str(args.dest), methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit, setting=CARD_SETTING
+    )
     results = evaluate(config)
     args.results.mkdir(parents=True, exist_ok=True)
     write_results(results, args.results)
@@ -64,7 +72,7 @@ def main() -> int:
     weights = sum(f.stat().st_size for f in args.dest.glob("*.safetensors"))
     command = (
         f"hybridkv eval --model embedded --methods {','.join(CARD_METHODS)} --budgets {CARD_BUDGET:g} "
-        f"--limit {args.limit} --out {args.results}"
+        f"--limit {args.limit} --setting {CARD_SETTING} --out {args.results}"
     )
     training = json.loads((args.run / SUMMARY_FILE).read_text())
     card = model_card(

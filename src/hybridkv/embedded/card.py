@@ -122,7 +122,11 @@ def model_card(
         "- Reproduce: `python scripts/train_tiny_vlm.py --out runs/embedded --threads 2 "
         f"--steps {settings.get('steps')}` then `python scripts/ship_embedded.py --run runs/embedded`.",
         "",
-        f"## Accuracy (exact match, test split, {items_per_task} items per task)",
+        f"## Accuracy (exact match, test split, {items_per_task} items per task, question-agnostic)",
+        "",
+        "The images and context are compressed first and the question asked afterwards: a one-word answer "
+        "is the first generated token, which every method computes from the full prefill when the question "
+        "is part of the compressed prompt, so only this setting shows what compression loses.",
         "",
         "| method | budget | " + " | ".join(tasks) + " | mean |",
         "|---|---|" + "---|" * (len(tasks) + 1),
