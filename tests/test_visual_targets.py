@@ -121,16 +121,47 @@ def test_a_block_takes_every_box_covering_a_quarter_of_it():
     assert _words(block_labels(sliver, 1, 1)) == [[()]]
 
 
-def test_video_frames_and_text_only_items_have_no_targets_but_keep_alignment(loaded):
-    (clip,) = generate_items("video", "train", 1, seed=2, min_frames=2, max_frames=3)
-    assert all(boxes is None for boxes in item_boxes(clip))
+def test_video_frames_name_the_objects_drawn_in_them_and_text_only_items_have_no_targets(loaded):
+    from hybridkv.embedded.examples import IGNORE_INDEX
+    from hybridkv.embedded.visual_targets import answer_places, answer_source_words
+
+    (clip,) = generate_items("video", "train", 1, seed=2, min_frames=4, max_frames=4, questions=("appear",))
+    boxes = item_boxes(clip)
+    target = clip.meta["objects"][0]
+    named = [{words for *_, words, _ in frame} for frame in boxes]
+    drawn = (target["colour"], target["shape"])
+    assert [drawn in frame for frame in named] == [t >= target["start"] for t in range(4)]
     video = encode(loaded, clip)
     assert video.visual_targets.shape[0] == int((video.input_ids == loaded.model.config.image_token_id).sum())
-    assert (video.visual_targets[:, :IMAGE] == IGNORE).all()  # frames name nothing, but know their number
     per_frame = int(video.visual_targets.shape[0]) // len(clip.video)
     assert video.visual_targets[:, IMAGE].tolist() == [
         f for f in range(1, len(clip.video) + 1) for _ in range(per_frame)
     ]
+    # "in which frame does it first appear": read off the object, in the frame that is the answer
+    assert clip.answer == str(target["start"] + 1)
+    assert answer_places(clip) == [(target["start"] + 1, IGNORE, IGNORE)]
+    assert answer_source_words(clip) == drawn
+    first = int((video.labels != IGNORE_INDEX).nonzero()[0])
+    ids = [loaded.tokenizer.decode([int(i)]) for i in video.answer_sources[0] if i != IGNORE]
+    assert video.labels[first] != IGNORE_INDEX and ids == list(drawn)
+    batch = collate([video], loaded.tokenizer.pad_token_id)
+    visual_targets = batch.pop("visual_targets")
+    from hybridkv.embedded.guidance import lookup_sources, token_contents, word_tokens
+
+    found = token_contents(batch, visual_targets, (loaded.model.config.image_token_id,))
+    query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
+    words = batch["labels"][:, 1:][batch["labels"][:, 1:] != IGNORE_INDEX]
+    sources = lookup_sources(
+        found,
+        query[:, 0],
+        query[:, 1],
+        words,
+        word_tokens(loaded.tokenizer),
+        batch["answer_places"],
+        batch["answer_sources"],
+    )
+    frames = found.places[0][sources[0]][:, 0]
+    assert len(frames) > 0 and (frames == target["start"] + 1).all()
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     assert encode(loaded, text).visual_targets is None
     (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)

@@ -23,7 +23,7 @@ from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
 
 from .model import item_images
-from .visual_targets import IGNORE, answer_places, prompt_places, visual_targets
+from .visual_targets import IGNORE, MAX_WORDS, answer_places, answer_source_words, prompt_places, visual_targets
 
 IGNORE_INDEX = -100
 
@@ -46,6 +46,9 @@ class Example:
     answer_places: torch.Tensor | None = None
     """``(labelled tokens, 3)``: the (image, row, column) of the grid cell each labelled token is read from,
     ``IGNORE`` where that is not known (see ``visual_targets.answer_places``), for lookup guidance."""
+    answer_sources: torch.Tensor | None = None
+    """``(labelled tokens, MAX_WORDS)``: the word ids a labelled token's source shows when that is not the
+    token itself (a video's object, for the frame it appears in), ``IGNORE`` elsewhere."""
     token_places: torch.Tensor | None = None
     """``(tokens, 3)``: the place of each text token that has one (a listed word), ``IGNORE`` elsewhere."""
 
@@ -71,6 +74,7 @@ def encode(
     pieces = [prompt_ids]
     labels = [torch.full_like(prompt_ids, IGNORE_INDEX)]
     places: list[torch.Tensor] = []
+    sources: list[torch.Tensor] = []
     for i, (question, answer) in enumerate([(item.prompt, item.answer), *follow_ups]):
         if i:
             turn = f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
@@ -84,6 +88,7 @@ def encode(
         pieces.append(target)
         labels.append(target)
         places.append(_token_places(tokenizer, answer_ids, answer_places(item) if i == 0 else None))
+        sources.append(_source_words(tokenizer, len(answer_ids), answer_source_words(item) if i == 0 else None))
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
@@ -96,6 +101,7 @@ def encode(
         image_grid_thw=prompt.get("image_grid_thw"),
         visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
         answer_places=torch.cat(places),
+        answer_sources=torch.cat(sources),
         token_places=torch.cat(
             [
                 prompt_places(item, prompt_ids.tolist(), tokenizer),
@@ -119,9 +125,19 @@ def _token_places(
     return out
 
 
+def _source_words(tokenizer: PreTrainedTokenizerBase, n_answer: int, words: Sequence[str] | None) -> torch.Tensor:
+    """``(n_answer + 1, MAX_WORDS)``: ``words``' ids for a one-token answer, ``IGNORE`` otherwise."""
+    out = torch.full((n_answer + 1, MAX_WORDS), IGNORE, dtype=torch.long)
+    if words is not None and n_answer == 1:
+        ids = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words[:MAX_WORDS]]
+        out[0, : len(ids)] = torch.tensor(ids)
+    return out
+
+
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, ``answer_places``
-    (labelled tokens in batch order) and, with images, ``visual_targets``; images in example order."""
+    and ``answer_sources`` (labelled tokens in batch order) and, with images, ``visual_targets``; images in
+    example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -140,6 +156,8 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
     }
     if all(e.answer_places is not None for e in examples):
         batch["answer_places"] = torch.cat([e.answer_places for e in examples])
+    if all(e.answer_sources is not None for e in examples):
+        batch["answer_sources"] = torch.cat([e.answer_sources for e in examples])
     if all(e.token_places is not None for e in examples):
         batch["token_places"] = torch.full((len(examples), width, 3), IGNORE, dtype=torch.long)
         for i, e in enumerate(examples):

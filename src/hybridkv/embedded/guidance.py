@@ -148,6 +148,7 @@ def lookup_sources(
     words: torch.Tensor,
     is_word: torch.Tensor,
     places: torch.Tensor | None = None,
+    source_words: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(answer tokens, positions)`` bool: where each answer token (batch row ``rows``, predicted at
     ``positions``, id ``words``) is to be read from, among the positions up to the query.
@@ -156,10 +157,17 @@ def lookup_sources(
     cell's visual tokens; one whose image alone is known, from the visual tokens of that image showing it.
     Any other word is read from the positions showing it, the visual ones only when any visual token shows
     it (a scene's colour is read from the image, not from "red" in the question).
-    Tokens that are not words (``is_word``) or are shown nowhere get no source.
+    Tokens that are not words (``is_word``) or are shown nowhere get no source. ``source_words``
+    ``(answer tokens, MAX_WORDS)``, where given, name what the source shows instead of the token itself
+    (a frame number is read where the asked object first appears).
     """
     earlier = torch.arange(contents.words.shape[1])[None, :] <= positions[:, None]
     shows = (contents.words[rows] == words[:, None, None]).any(dim=-1) & earlier
+    if source_words is not None:  # the source shows these words instead of the answer (all of them)
+        given = source_words != IGNORE  # (n, MAX_WORDS)
+        found = (contents.words[rows][:, :, :, None] == source_words[:, None, None, :]).any(dim=2)  # (n, T, W)
+        shows_given = (found | ~given[:, None, :]).all(dim=-1) & earlier
+        shows = torch.where(given.any(dim=1)[:, None], shows_given, shows)
     visual = shows & contents.is_visual[rows]
     sources = torch.where(visual.any(dim=1, keepdim=True), visual, shows)
     if places is not None:
@@ -238,6 +246,7 @@ class LookupGuide:
         visual_targets: torch.Tensor | None,
         answer_places: torch.Tensor | None,
         words: torch.Tensor,
+        answer_sources: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
         labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
@@ -251,7 +260,9 @@ class LookupGuide:
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
         contents = token_contents(batch, visual_targets, self.visual_ids)
-        sources = lookup_sources(contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places)
+        sources = lookup_sources(
+            contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places, answer_sources
+        )
         hidden = inputs["hidden_states"]
         rows, positions = query[:, 0].to(hidden.device), query[:, 1].to(hidden.device)
         lookup = lookup_token_losses(
@@ -266,7 +277,10 @@ class LookupGuide:
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
         visual = contents.is_visual.to(hidden.device)
         vectors = torch.cat([hidden[visual], hidden[rows, positions]])
-        numbers = torch.cat([contents.places[contents.is_visual][:, 0], places[:, 0]])
+        asked = places[:, 0]  # the image a question names; not one found by the answer's own object
+        if answer_sources is not None:
+            asked = torch.where((answer_sources != IGNORE).any(dim=1), IGNORE, asked)
+        numbers = torch.cat([contents.places[contents.is_visual][:, 0], asked])
         text = (contents.places[..., 1] != IGNORE) & ~contents.is_visual  # listed words carry their own place
         keys = hidden[text.to(hidden.device)]
         cells = query_position_losses(

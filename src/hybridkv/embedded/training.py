@@ -340,6 +340,7 @@ def train_step_loss(
             batch = collate(group, loaded.tokenizer.pad_token_id)
             visual_targets = batch.pop("visual_targets", None)
             answer_places = batch.pop("answer_places", None)
+            answer_sources = batch.pop("answer_sources", None)
             token_loss, rows, targets = answer_token_losses(loaded, batch)
             loss = token_loss.sum() / total_tokens
             share = len(group) / len(examples)
@@ -357,7 +358,9 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if guide is not None:
-                lookup, query_position, image_code = guide.losses(batch, visual_targets, answer_places, targets)
+                lookup, query_position, image_code = guide.losses(
+                    batch, visual_targets, answer_places, targets, answer_sources
+                )
                 for name, weight, extra in (
                     ("(lookup)", lookup_loss, lookup),
                     ("(query position)", query_position_loss, query_position),

@@ -9,8 +9,9 @@ step: the merger's output for a block is scored against the language model's (ti
 and trained to name its words (``recognition_loss`` in training). A visual token that already looks
 like the embedding of the word it shows can then be copied the way a listed word is copied.
 
-Targets exist for grids (``grid``, ``long_mixed``) and scenes (``attribute``, ``counting``,
-``multi_image``, ``text_copy``'s distractor image). Video frames and blocks showing nothing get none.
+Targets exist for grids (``grid``, ``long_mixed``), scenes (``attribute``, ``counting``,
+``multi_image``, ``text_copy``'s distractor image) and video frames (each object where and once it is
+drawn). Blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
 Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, and
@@ -33,6 +34,7 @@ from hybridkv.data import TaskItem
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.data.scene import object_centre, object_px
 from hybridkv.data.tasks.grid import cell_origin
+from hybridkv.data.tasks.video import position as frame_position
 
 from .model import item_images
 
@@ -85,6 +87,26 @@ def scene_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_bl
     return boxes
 
 
+def frame_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
+    """Boxes of one video frame (0-based): each object drawn in it, at its position in that frame."""
+    size = meta["object_px"]
+    boxes: list[Box] = []
+    for obj in meta["objects"]:
+        if frame >= obj["start"]:
+            cx, cy = frame_position(obj, frame)
+            boxes.append(
+                (
+                    cx - size // 2,
+                    cy - size // 2,
+                    cx - size // 2 + size,
+                    cy - size // 2 + size,
+                    (obj["colour"], obj["shape"]),
+                    None,
+                )
+            )
+    return boxes
+
+
 def item_boxes(item: TaskItem) -> list[list[Box] | None]:
     """Per image of ``item`` (video frames after its images, as the model sees them), its boxes or None."""
     meta = item.meta
@@ -96,6 +118,8 @@ def item_boxes(item: TaskItem) -> list[list[Box] | None]:
         per_image = [scene_boxes(meta["objects"], meta["image_blocks"], meta["slot_blocks"])]
     elif item.task == "multi_image":
         per_image = [scene_boxes(im["objects"], meta["image_blocks"], meta["slot_blocks"]) for im in meta["images"]]
+    elif item.task == "video":
+        return [frame_boxes(meta, t) for t in range(meta["n_frames"])]
     elif item.task == "text_copy" and meta.get("distractor") is not None:
         d = meta["distractor"]
         per_image = [scene_boxes(d["objects"], d["image_blocks"], d["slot_blocks"])]
@@ -180,6 +204,19 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
         return [(meta["image"], IGNORE, IGNORE)]
     if item.task == "text_copy":
         return [text_place(meta["item"])]
+    if item.task == "video" and meta["question"] == "appear":
+        return [(meta["objects"][0]["start"] + 1, IGNORE, IGNORE)]
+    return None
+
+
+def answer_source_words(item: TaskItem) -> tuple[str, ...] | None:
+    """The words the source of ``item``'s (one-word) answer shows, when that is not the answer itself: the
+    frame in which a video's object first appears is found by the object, not by its number. None where
+    the answer is read as it is shown."""
+    meta = item.meta
+    if item.task == "video" and meta["question"] == "appear" and "readout" not in meta:
+        target = meta["objects"][0]
+        return (target["colour"], target["shape"])
     return None
 
 
