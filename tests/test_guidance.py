@@ -219,3 +219,17 @@ def test_a_listed_word_is_read_from_its_place_in_the_list(loaded):
     repeat = encode(loaded, as_readout_item(text, np.random.default_rng(0)))
     known = repeat.answer_places[repeat.answer_places[:, 0] != IGNORE]
     assert known.tolist() == [[0, 1, k] for k in range(1, len(listed) + 1)]
+
+
+def test_follow_up_questions_know_where_their_answers_are_read(loaded):
+    import numpy as np
+
+    from hybridkv.embedded.questions import follow_ups
+
+    (grid,) = generate_items("grid", "train", 1, seed=7, rows=4, cols=4)
+    extra = follow_ups(grid, 2, np.random.default_rng(0))
+    assert extra and all(e.images == grid.images for e in extra)
+    example = encode(loaded, grid, follow_ups=[*extra, ("Read row 1.", " ".join(grid.meta["grid"]["cells"][0]))])
+    known = example.answer_places[example.answer_places[:, 0] != IGNORE].tolist()
+    asked = [[1, q.meta["row"], q.meta["col"]] for q in (grid, *extra)]
+    assert known == asked  # the bare read-out pair at the end has no places

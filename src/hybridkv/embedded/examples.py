@@ -61,12 +61,16 @@ class Example:
 
 
 def encode(
-    loaded: LoadedModel, item: TaskItem, label: str | None = None, follow_ups: Sequence[tuple[str, str]] = ()
+    loaded: LoadedModel,
+    item: TaskItem,
+    label: str | None = None,
+    follow_ups: Sequence[TaskItem | tuple[str, str]] = (),
 ) -> Example:
     """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts.
 
-    ``follow_ups`` (prompt, answer) pairs continue the conversation as further user/assistant turns in the
-    chat template's format, each answer and end-of-turn labelled the same way.
+    ``follow_ups`` continue the conversation as further user/assistant turns in the chat template's format,
+    each answer and end-of-turn labelled the same way: items about the same images (their prompt and answer;
+    their meta says where the answer is read off) or bare (prompt, answer) pairs.
     """
     tokenizer = loaded.tokenizer
     prompt = loaded.build_inputs(item.prompt, item_images(item)).to("cpu")  # examples stay on the host
@@ -75,7 +79,9 @@ def encode(
     labels = [torch.full_like(prompt_ids, IGNORE_INDEX)]
     places: list[torch.Tensor] = []
     sources: list[torch.Tensor] = []
-    for i, (question, answer) in enumerate([(item.prompt, item.answer), *follow_ups]):
+    for i, turn_of in enumerate([item, *follow_ups]):
+        asked = turn_of if isinstance(turn_of, TaskItem) else None
+        question, answer = (asked.prompt, asked.answer) if asked is not None else turn_of
         if i:
             turn = f"\n<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
             ids = torch.tensor(tokenizer(turn, add_special_tokens=False)["input_ids"], dtype=torch.long)
@@ -87,8 +93,8 @@ def encode(
         target = torch.tensor([*answer_ids, tokenizer.eos_token_id], dtype=torch.long)
         pieces.append(target)
         labels.append(target)
-        places.append(_token_places(tokenizer, answer_ids, answer_places(item) if i == 0 else None))
-        sources.append(_source_words(tokenizer, len(answer_ids), answer_source_words(item) if i == 0 else None))
+        places.append(_token_places(tokenizer, answer_ids, answer_places(asked) if asked else None))
+        sources.append(_source_words(tokenizer, len(answer_ids), answer_source_words(asked) if asked else None))
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()

@@ -14,6 +14,7 @@ ever trained on. Video items get no follow-ups.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -73,20 +74,22 @@ REASK: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], Meta]] = 
 }
 
 
-def follow_ups(item: TaskItem, n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-    """Up to ``n`` (prompt, answer) pairs about ``item``'s images, each a different train-split question."""
+def follow_ups(item: TaskItem, n: int, rng: np.random.Generator) -> list[TaskItem]:
+    """Up to ``n`` questions about ``item``'s images, each a different train-split question, as ``item``
+    with that question's prompt, answer and meta (so what the answer is read off is known too)."""
     reask = REASK.get(item.task)
     if reask is None or n <= 0:
         return []
     seen = {content_key(item.task, item.meta)}
-    out: list[tuple[str, str]] = []
+    out: list[TaskItem] = []
     for _ in range(4 * n):  # a few rejected draws (other splits, repeats) are expected
         meta = reask(item.meta, rng)
         key = content_key(item.task, meta)
         if key in seen or split_of(item.task, key) != "train":
             continue
         seen.add(key)
-        out.append(question_of(item.task, meta))
+        prompt, answer = question_of(item.task, meta)
+        out.append(replace(item, prompt=prompt, answer=answer, meta=meta))
         if len(out) == n:
             break
     return out
