@@ -77,8 +77,13 @@ DEFAULTS = TrainSettings()
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="run directory: checkpoint, log, final model")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint (its settings are kept)")
-    run = p.add_argument_group("settings (fixed for a run; on --resume, omitted ones come from the checkpoint)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoint (its settings kept, unless changed below)"
+    )
+    run = p.add_argument_group(
+        "settings (fixed for a run; on --resume, omitted ones come from the checkpoint, and only --steps and the "
+        "loss weights may change)"
+    )
     run.add_argument("--steps", type=int, help=f"optimizer steps in all (default {DEFAULTS.steps})")
     run.add_argument("--batch-size", type=int, help=f"items per step (default {DEFAULTS.batch_size})")
     run.add_argument("--lr", type=float, help=f"peak AdamW learning rate (default {DEFAULTS.lr})")
@@ -146,6 +151,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"the asked image's number at the answer (default {DEFAULTS.image_code_loss})",
     )
     run.add_argument(
+        "--word-code-loss",
+        type=float,
+        help="weight of the loss asking the last layer's input to carry the words each visual token shows and, at "
+        f"the answer, the words naming the asked object (default {DEFAULTS.word_code_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -185,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "lookup_loss": args.lookup_loss,
         "query_position_loss": args.query_position_loss,
         "image_code_loss": args.image_code_loss,
+        "word_code_loss": args.word_code_loss,
         "init": args.init,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }

@@ -89,6 +89,15 @@ def test_time_budget_stops_cleanly_and_resume_refuses_changed_settings(script, t
         state_path.write_text(json.dumps(state))
         resumed = script.main(["--out", str(tmp_path), "--resume", "--stop-after", "2", *TINY_RUN])
         assert resumed.steps_done == 2
+        # a dense signal's weight may change at a resume (staged guidance); the log records the change
+        staged = script.main(
+            ["--out", str(tmp_path), "--resume", "--word-code-loss", "0.5", "--stop-after", "3", *TINY_RUN]
+        )
+        assert staged.steps_done == 3
+        records = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
+        assert {"step": 2, "settings_changed": {"word_code_loss": [0.0, 0.5]}} in records
+        state = json.loads(state_path.read_text())
+        assert state["settings"]["word_code_loss"] == 0.5
     finally:
         torch.set_num_threads(threads)
 

@@ -136,7 +136,7 @@ def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
 
 
 def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
-    from hybridkv.embedded.training import TrainSettings, train_step_loss
+    from hybridkv.embedded.training import LossWeights, TrainSettings, train_step_loss
 
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     examples = [encode(loaded, text)]
@@ -144,7 +144,7 @@ def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
     grads, losses = [], []
     for weight in (0.0, 1.0):
         loaded.model.zero_grad(set_to_none=True)
-        loss, per_label = train_step_loss(loaded, examples, 4096, lookup_loss=weight)
+        loss, per_label = train_step_loss(loaded, examples, 4096, LossWeights(lookup=weight))
         assert ("(lookup)" in per_label) == (weight > 0)
         grads.append(q_proj.grad.clone())
         losses.append(loss)
@@ -161,7 +161,7 @@ def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
 def test_query_position_loss_reads_the_asked_cell_at_the_answer_position(loaded):
     # the readout reads cells by the fixed code: a vector built from the code's own directions scores best
     from hybridkv.embedded.guidance import _position_readout, query_position_losses
-    from hybridkv.embedded.training import train_step_loss
+    from hybridkv.embedded.training import LossWeights, train_step_loss
 
     readout = _position_readout(256)
     cells = torch.tensor([[3, 2], [IGNORE, IGNORE], [1, 5]])
@@ -172,27 +172,27 @@ def test_query_position_loss_reads_the_asked_cell_at_the_answer_position(loaded)
 
     (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
     (scene,) = generate_items("attribute", "train", 1, seed=5)
-    _, per_label = train_step_loss(loaded, [encode(loaded, grid)], 4096, query_position_loss=1.0)
+    _, per_label = train_step_loss(loaded, [encode(loaded, grid)], 4096, LossWeights(query_position=1.0))
     assert "(query position)" in per_label and "(lookup)" not in per_label
     loaded.model.zero_grad(set_to_none=True)
-    _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, query_position_loss=1.0)
+    _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, LossWeights(query_position=1.0))
     assert "(query position)" not in per_label  # no grid cell to read off
     loaded.model.zero_grad(set_to_none=True)
 
 
 def test_image_codes_are_asked_of_every_visual_token_and_of_queries_naming_an_image(loaded):
     from hybridkv.embedded.guidance import image_code_losses
-    from hybridkv.embedded.training import train_step_loss
+    from hybridkv.embedded.training import LossWeights, train_step_loss
 
     numbers = torch.tensor([1, IGNORE, 3, 65, 0])
     assert image_code_losses(torch.randn(5, 256), numbers).shape == (2,)  # unknown, out of range and text left out
     (several,) = generate_items("multi_image", "train", 1, seed=5, min_images=3, max_images=3)
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     example = encode(loaded, several)
-    _, per_label = train_step_loss(loaded, [example], 4096, image_code_loss=1.0)
+    _, per_label = train_step_loss(loaded, [example], 4096, LossWeights(image_code=1.0))
     assert per_label["(image code)"] > 0
     loaded.model.zero_grad(set_to_none=True)
-    _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, image_code_loss=1.0)
+    _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, LossWeights(image_code=1.0))
     assert "(image code)" not in per_label  # no image, no image named
     loaded.model.zero_grad(set_to_none=True)
 
@@ -233,3 +233,74 @@ def test_follow_up_questions_know_where_their_answers_are_read(loaded):
     known = example.answer_places[example.answer_places[:, 0] != IGNORE].tolist()
     asked = [[1, q.meta["row"], q.meta["col"]] for q in (grid, *extra)]
     assert known == asked  # the bare read-out pair at the end has no places
+
+
+def test_a_count_asks_for_a_share_on_the_first_token_and_the_rest_spread_over_the_counted_tokens(loaded):
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    batch = collate([encode(loaded, grid)], loaded.tokenizer.pad_token_id)
+    for name in ("visual_targets", "answer_places", "answer_sources", "answer_asked", "sink_shares"):
+        batch.pop(name)
+    labels = batch.pop("labels")
+    attention = loaded.model.model.language_model.layers[-1].self_attn
+    captured = []
+    handle = attention.register_forward_pre_hook(lambda m, a, kw: captured.append(kw), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            loaded.model.model(**batch, use_cache=False)
+    finally:
+        handle.remove()
+    query = torch.nonzero(labels[:, 1:] != IGNORE_INDEX)[:2]  # the answer word and the end-of-turn
+    length = batch["input_ids"].shape[1]
+    sources = torch.zeros(2, length, dtype=torch.bool)
+    sources[0, 5:9] = True  # four counted tokens; the second query counts nothing (a count of 0)
+    inputs = (captured[0]["hidden_states"], captured[0]["position_embeddings"], batch["attention_mask"])
+
+    def losses(shares):
+        with torch.no_grad():
+            return lookup_token_losses(attention, *inputs, query[:, 0], query[:, 1], sources, shares)
+
+    spread = losses(torch.tensor([0.5, 1.0]))
+    assert spread.shape == (2,) and (spread >= 0).all()  # a KL divergence each; the empty count still counts
+    mass_only = losses(torch.tensor([-1.0, -1.0]))
+    assert mass_only.shape == (1,)  # without shares only tokens with a source are scored, by mass
+    assert not torch.allclose(losses(torch.tensor([0.2, 1.0]))[0], spread[0])  # the share is part of the target
+
+
+def test_words_naming_the_asked_object_and_a_counts_share_reach_the_examples(loaded):
+    from hybridkv.embedded.visual_targets import asked_words, sink_share
+
+    (attribute,) = generate_items("attribute", "train", 1, seed=5)
+    target = attribute.meta["objects"][attribute.meta["target"]]
+    named = target["shape"] if attribute.meta["ask"] == "colour" else target["colour"]
+    assert asked_words(attribute) == (named,) and sink_share(attribute) is None
+    (counting,) = generate_items("counting", "train", 1, seed=5)
+    assert asked_words(counting) == (counting.meta["colour"], counting.meta["shape"])
+    assert sink_share(counting) == pytest.approx(1 / (int(counting.answer) + 1))
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    assert asked_words(grid) is None and sink_share(grid) is None
+    example = encode(loaded, counting)
+    assert example.sink_shares.tolist() == pytest.approx([sink_share(counting), -1.0])
+    first = example.answer_asked[0].tolist()
+    assert first == [loaded.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in asked_words(counting)]
+    assert (example.answer_asked[1:] == IGNORE).all()
+    (grid,) = generate_items("grid", "train", 1, seed=5, rows=3, cols=3)
+    readout = ("Read row 1.", " ".join(grid.meta["grid"]["cells"][0]))
+    example = encode(loaded, counting, follow_ups=[readout])  # one entry per labelled token, however many
+    n_labelled = int((example.labels != IGNORE_INDEX).sum())
+    assert example.sink_shares.shape == (n_labelled,) and example.answer_asked.shape[0] == n_labelled
+
+
+def test_word_codes_are_asked_of_visual_tokens_and_of_queries_naming_an_object(loaded):
+    from hybridkv.embedded.guidance import word_code_losses
+    from hybridkv.embedded.training import LossWeights, train_step_loss
+
+    ids = torch.tensor([[3, 7], [IGNORE, IGNORE], [5, IGNORE]])
+    assert word_code_losses(torch.randn(3, 64), ids, vocabulary=10).shape == (2,)
+    (scene,) = generate_items("attribute", "train", 1, seed=5)
+    (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
+    _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, LossWeights(word_code=1.0))
+    assert per_label["(word code)"] > 0
+    loaded.model.zero_grad(set_to_none=True)
+    _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, LossWeights(word_code=1.0))
+    assert "(word code)" not in per_label  # no visual token, no object named
+    loaded.model.zero_grad(set_to_none=True)

@@ -170,7 +170,7 @@ def test_video_frames_name_the_objects_drawn_in_them_and_text_only_items_have_no
 
 
 def test_recognition_and_position_losses_train_the_vision_tower_only_when_asked(loaded):
-    from hybridkv.embedded.training import train_step_loss
+    from hybridkv.embedded.training import LossWeights, train_step_loss
 
     (item,) = generate_items("grid", "train", 1, seed=6, rows=3, cols=3)
     examples = [encode(loaded, item)]
@@ -179,7 +179,8 @@ def test_recognition_and_position_losses_train_the_vision_tower_only_when_asked(
     grads, losses = [], []
     for recognition, position in ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)):
         model.zero_grad(set_to_none=True)
-        loss, per_label = train_step_loss(loaded, examples, 4096, recognition_loss=recognition, position_loss=position)
+        weights = LossWeights(recognition=recognition, position=position)
+        loss, per_label = train_step_loss(loaded, examples, 4096, weights)
         assert ("(recognition)" in per_label) == (recognition > 0) and ("(position)" in per_label) == (position > 0)
         grads.append(first.grad.clone())
         losses.append(loss)

@@ -23,9 +23,22 @@ from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
 
 from .model import item_images
-from .visual_targets import IGNORE, MAX_WORDS, answer_places, answer_source_words, prompt_places, visual_targets
+from .visual_targets import (
+    IGNORE,
+    MAX_WORDS,
+    answer_places,
+    answer_source_words,
+    asked_words,
+    prompt_places,
+    sink_share,
+    visual_targets,
+)
 
 IGNORE_INDEX = -100
+
+
+# Collated per-labelled-token guidance fields (see ``Example``), popped from a batch before the forward.
+ANSWER_GUIDANCE = ("answer_places", "answer_sources", "answer_asked", "sink_shares")
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,12 @@ class Example:
     token itself (a video's object, for the frame it appears in), ``IGNORE`` elsewhere."""
     token_places: torch.Tensor | None = None
     """``(tokens, 3)``: the place of each text token that has one (a listed word), ``IGNORE`` elsewhere."""
+    answer_asked: torch.Tensor | None = None
+    """``(labelled tokens, MAX_WORDS)``: the word ids by which a labelled token's question names its object
+    (see ``visual_targets.asked_words``), ``IGNORE`` elsewhere."""
+    sink_shares: torch.Tensor | None = None
+    """``(labelled tokens,)``: a count's share of lookup attention for the first token
+    (``visual_targets.sink_share``), -1 elsewhere."""
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -79,6 +98,8 @@ def encode(
     labels = [torch.full_like(prompt_ids, IGNORE_INDEX)]
     places: list[torch.Tensor] = []
     sources: list[torch.Tensor] = []
+    asked_ids: list[torch.Tensor] = []
+    sinks: list[torch.Tensor] = []
     for i, turn_of in enumerate([item, *follow_ups]):
         asked = turn_of if isinstance(turn_of, TaskItem) else None
         question, answer = (asked.prompt, asked.answer) if asked is not None else turn_of
@@ -95,6 +116,11 @@ def encode(
         labels.append(target)
         places.append(_token_places(tokenizer, answer_ids, answer_places(asked) if asked else None))
         sources.append(_source_words(tokenizer, len(answer_ids), answer_source_words(asked) if asked else None))
+        asked_ids.append(_source_words(tokenizer, len(answer_ids), asked_words(asked) if asked else None))
+        sinks.append(torch.full((len(answer_ids) + 1,), -1.0))  # one per answer token and end-of-turn
+        share = sink_share(asked) if asked is not None and len(answer_ids) == 1 else None
+        if share is not None:
+            sinks[-1][0] = share
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
@@ -108,6 +134,8 @@ def encode(
         visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
         answer_places=torch.cat(places),
         answer_sources=torch.cat(sources),
+        answer_asked=torch.cat(asked_ids),
+        sink_shares=torch.cat(sinks),
         token_places=torch.cat(
             [
                 prompt_places(item, prompt_ids.tolist(), tokenizer),
@@ -141,9 +169,9 @@ def _source_words(tokenizer: PreTrainedTokenizerBase, n_answer: int, words: Sequ
 
 
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, ``answer_places``
-    and ``answer_sources`` (labelled tokens in batch order) and, with images, ``visual_targets``; images in
-    example order."""
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, ``answer_places``,
+    ``answer_sources``, ``answer_asked`` and ``sink_shares`` (labelled tokens in batch order) and, with
+    images, ``visual_targets``; images in example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -164,6 +192,9 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
         batch["answer_places"] = torch.cat([e.answer_places for e in examples])
     if all(e.answer_sources is not None for e in examples):
         batch["answer_sources"] = torch.cat([e.answer_sources for e in examples])
+    for name in ("answer_asked", "sink_shares"):
+        if all(getattr(e, name) is not None for e in examples):
+            batch[name] = torch.cat([getattr(e, name) for e in examples])
     if all(e.token_places is not None for e in examples):
         batch["token_places"] = torch.full((len(examples), width, 3), IGNORE, dtype=torch.long)
         for i, e in enumerate(examples):

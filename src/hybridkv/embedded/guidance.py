@@ -9,7 +9,10 @@ parts of the circuit the answers need, each from what the suite's generators alr
 * *position*: each grid token carries its cell's row and column, read by a fixed random projection;
 * *lookup*: at each answer word, the last decoder layer's attention puts its mass on the prompt tokens
   that show that word (a listed word, or visual tokens naming it): the selective attention every task
-  needs, supervised directly instead of discovered through the answer alone.
+  needs, supervised directly instead of discovered through the answer alone (for a count, spread over
+  the counted objects beside the first token, whose share tells how many);
+* *codes*: the last layer's input carries, at both ends of each lookup, what the lookup matches on (a
+  grid cell's row and column, an image's number, an object's colour and shape), in fixed random codes.
 
 None of them adds parameters, so checkpoints and the exported model are the same with or without them.
 """
@@ -91,6 +94,29 @@ def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Ten
     readout = torch.randn(vectors.shape[-1], MAX_IMAGE + 1, generator=generator) / vectors.shape[-1] ** 0.5
     logits = vectors[known].float() @ readout.to(vectors.device)
     return torch.nn.functional.cross_entropy(logits, numbers[known], reduction="none")
+
+
+def word_code_losses(vectors: torch.Tensor, word_ids: torch.Tensor, vocabulary: int) -> torch.Tensor:
+    """Per vector with any known word (``word_ids`` ``(n, MAX_WORDS)``, ``IGNORE`` for none): the mean
+    cross-entropy of its words read by a fixed random projection onto the ``vocabulary``.
+
+    "What colour is the circle?" is answered by matching the question's "circle" against the visual tokens
+    showing a circle. Asked of the lookup layer's input, at visual tokens (the words they show) and at the
+    answer position (the words the question names the object by) in one code, both sides of that match
+    learn the same vector, as the grid's (row, column) code does for cells. The code is not the output
+    head's: the answer position must still say the answer, not the object it was asked about.
+    """
+    word_ids = word_ids.to(vectors.device)
+    valid = word_ids != IGNORE
+    known = valid.any(dim=1)
+    if not known.any():
+        return vectors.new_zeros(0)
+    generator = torch.Generator().manual_seed(2)
+    readout = torch.randn(vectors.shape[-1], vocabulary, generator=generator) / vectors.shape[-1] ** 0.5
+    logp = torch.log_softmax(vectors[known].float() @ readout.to(vectors.device), dim=-1)
+    ids, valid = word_ids[known], valid[known]
+    picked = logp.gather(1, ids.clamp(min=0)) * valid
+    return -picked.sum(dim=1) / valid.sum(dim=1)
 
 
 def _position_readout(width: int) -> torch.Tensor:
@@ -187,18 +213,25 @@ def lookup_token_losses(
     rows: torch.Tensor,
     positions: torch.Tensor,
     sources: torch.Tensor,
+    sink_shares: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per answer token with a source: ``-log`` of the attention mass that ``attention`` (a decoder layer's
     attention, fed ``hidden_states`` and rotary ``position_embeddings`` as in the forward pass) puts on its
     sources, averaged over query heads, from the query at ``positions`` in batch row ``rows``.
 
+    Where ``sink_shares`` (per answer token, negative for none) gives a share, the whole distribution is
+    asked for instead: that share on the row's first token, the rest even over the sources (a count; see
+    ``visual_targets.sink_share``), scored as the KL divergence from it (0 when met).
+
     Averaging the heads' distributions lets whichever head is closest take the lookup on; the others are
     free. Only the supervised queries are recomputed, not the layer's whole attention map.
     """
-    keep = sources.any(dim=1)
+    spread = torch.zeros(len(rows), dtype=torch.bool) if sink_shares is None else sink_shares.cpu() >= 0
+    keep = sources.any(dim=1) | spread
     if not keep.any():
         return hidden_states.new_zeros(0)
     rows, positions, sources = rows[keep], positions[keep], sources[keep].to(hidden_states.device)
+    spread = spread[keep].to(hidden_states.device)
     batch, length, _ = hidden_states.shape
     head_dim = attention.head_dim
     cos, sin = position_embeddings
@@ -211,8 +244,19 @@ def lookup_token_losses(
     scores = (queries @ keys.transpose(-1, -2)).squeeze(2).float() * attention.scaling  # (n, heads, length)
     allowed = (attention_mask[rows] == 1) & (torch.arange(length, device=rows.device)[None, :] <= positions[:, None])
     scores = scores.masked_fill(~allowed[:, None, :].to(scores.device), float("-inf"))
-    mass = (scores.softmax(dim=-1) * sources[:, None, :]).sum(dim=-1).mean(dim=1)
-    return -torch.log(mass.clamp(min=1e-6))
+    probs = scores.softmax(dim=-1).mean(dim=1)  # (n, length): the heads' mean distribution
+    mass = -torch.log((probs * sources).sum(dim=-1).clamp(min=1e-6))
+    if not spread.any():
+        return mass
+    shares = sink_shares.to(hidden_states.device)[keep].float().clamp(min=0)
+    first = allowed.to(scores.device).float().cumsum(dim=-1) == 1  # the row's first real token
+    first &= allowed.to(scores.device)
+    counted = sources & ~first
+    n_counted = counted.sum(dim=-1, keepdim=True).clamp(min=1)
+    share = torch.where(counted.any(dim=-1), shares, torch.ones_like(shares))[:, None]
+    target = first * share + counted * (1 - share) / n_counted
+    kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log(probs.clamp(min=1e-12)))).sum(dim=-1)
+    return torch.where(spread, kl, mass)
 
 
 class LookupGuide:
@@ -244,18 +288,22 @@ class LookupGuide:
         self,
         batch: dict[str, torch.Tensor],
         visual_targets: torch.Tensor | None,
-        answer_places: torch.Tensor | None,
         words: torch.Tensor,
+        *,
+        answer_places: torch.Tensor | None = None,
         answer_sources: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        answer_asked: torch.Tensor | None = None,
+        sink_shares: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
         labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
         :func:`query_position_losses` of those read off a known grid cell (and of the listed words, each
         also asked to still name itself through the output head), and
-        :func:`image_code_losses` of the visual tokens and of the queries whose image is known. The captured
-        inputs are then released."""
+        :func:`image_code_losses` of the visual tokens and of the queries whose image is known, and
+        :func:`word_code_losses` of the visual tokens showing words and of the queries whose question names
+        its object (``answer_asked``, word ids per labelled token). The captured inputs are then released."""
         if not self._inputs:
-            return torch.zeros(0), torch.zeros(0), torch.zeros(0)
+            return torch.zeros(0), torch.zeros(0), torch.zeros(0), torch.zeros(0)
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
@@ -273,6 +321,7 @@ class LookupGuide:
             rows,
             positions,
             sources,
+            sink_shares,
         )
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
         visual = contents.is_visual.to(hidden.device)
@@ -291,7 +340,10 @@ class LookupGuide:
         named = torch.nn.functional.cross_entropy(
             self.lm_head(keys).float(), batch["input_ids"][text].to(hidden.device), reduction="none"
         )
-        return lookup, torch.cat([cells, named]), image_code_losses(vectors, numbers)
+        asked_ids = answer_asked if answer_asked is not None else torch.full((len(query), MAX_WORDS), IGNORE)
+        shown = torch.cat([contents.words[contents.is_visual], asked_ids])
+        words_code = word_code_losses(vectors, shown, self.lm_head.out_features)
+        return lookup, torch.cat([cells, named]), image_code_losses(vectors, numbers), words_code
 
 
 def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
-from .examples import IGNORE_INDEX, Example, collate, micro_batches
+from .examples import ANSWER_GUIDANCE, IGNORE_INDEX, Example, collate, micro_batches
 from .guidance import LookupGuide, position_token_losses, recognition_token_losses
 from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
@@ -38,6 +38,25 @@ from .schedule import learning_rate
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "train_log.jsonl"
 SUMMARY_FILE = "training.json"
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the terms a training step adds to the answers' loss (0 turns a term off); see
+    :func:`train_step_loss` for what each does."""
+
+    visual_mean_penalty: float = 0.0
+    recognition: float = 0.0
+    position: float = 0.0
+    lookup: float = 0.0
+    query_position: float = 0.0
+    image_code: float = 0.0
+    word_code: float = 0.0
+
+    @property
+    def guided(self) -> bool:
+        """Whether any term needs the last decoder layer's inputs (``guidance.LookupGuide``)."""
+        return bool(self.lookup or self.query_position or self.image_code or self.word_code)
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,21 @@ class TrainSettings:
     image_code_loss: float = 0.0
     """Weight of the loss asking the last decoder layer's input to carry each visual token's image number,
     and the asked image's number where an answer is read off one image (see ``hybridkv.embedded.guidance``)."""
+    word_code_loss: float = 0.0
+    """Weight of the loss asking the last decoder layer's input to carry the words each visual token shows,
+    and at the answer the words its question names the object by (see ``hybridkv.embedded.guidance``)."""
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(
+            visual_mean_penalty=self.visual_mean_penalty,
+            recognition=self.recognition_loss,
+            position=self.position_loss,
+            lookup=self.lookup_loss,
+            query_position=self.query_position_loss,
+            image_code=self.image_code_loss,
+            word_code=self.word_code_loss,
+        )
 
     def __post_init__(self) -> None:
         weights = (
@@ -89,6 +123,7 @@ class TrainSettings:
             "lookup_loss",
             "query_position_loss",
             "image_code_loss",
+            "word_code_loss",
         )
         if min(getattr(self, name) for name in weights) < 0:
             raise ConfigError(
@@ -150,10 +185,26 @@ class TrainResult:
     losses: list[float]
 
 
+# Settings a resumed run may change: the schedule's length, and the weights of the dense training signals
+# (staged guidance: a signal added or dropped part-way, keeping the optimizer state and the schedule).
+CHANGEABLE_ON_RESUME = frozenset(
+    {
+        "steps",
+        "recognition_loss",
+        "position_loss",
+        "lookup_loss",
+        "query_position_loss",
+        "image_code_loss",
+        "word_code_loss",
+    }
+)
+
+
 def settings_for_resume(out_dir: Path, given: dict[str, Any]) -> TrainSettings:
     """Settings of the checkpoint in ``out_dir``, with ``given`` (non-None) values checked against them.
 
-    Only ``steps`` may differ: training further (or less far) changes the schedule's length.
+    Only :data:`CHANGEABLE_ON_RESUME` may differ: training further (or less far) changes the schedule's
+    length; a dense signal's weight may change from the resumed step on (the log records the change).
     """
     saved = read_state(out_dir / CHECKPOINT_DIR)["settings"]
     merged = dict(saved)
@@ -161,7 +212,7 @@ def settings_for_resume(out_dir: Path, given: dict[str, Any]) -> TrainSettings:
         if value is None:
             continue
         value = list(value) if isinstance(value, tuple) else value
-        if name != "steps" and saved.get(name) != value:
+        if name not in CHANGEABLE_ON_RESUME and saved.get(name) != value:
             raise ConfigError(
                 f"--{name.replace('_', '-')} {value} differs from the checkpoint's {saved.get(name)}; "
                 "drop the flag to resume, or train into a new --out"
@@ -190,10 +241,13 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     if options.resume:
         resumed = load_checkpoint(out / CHECKPOINT_DIR, model, optimizer)
         saved = TrainSettings.from_json(resumed.settings).to_json()  # a setting added since takes its default
-        if {**saved, "steps": 0} != {**settings.to_json(), "steps": 0}:
+        changed = {k: v for k, v in settings.to_json().items() if saved.get(k) != v}
+        if set(changed) - CHANGEABLE_ON_RESUME:
             raise ConfigError("the settings differ from the checkpoint's; merge them with settings_for_resume")
         step, elapsed_before = resumed.step, resumed.elapsed_seconds
     log = _Log(out / LOG_FILE, keep_through=step)
+    if options.resume and changed:
+        log.write({"step": step, "settings_changed": {k: [saved.get(k), v] for k, v in changed.items()}})
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - started
@@ -262,17 +316,7 @@ def _train_step(
     lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss, variant_losses = train_step_loss(
-        loaded,
-        examples,
-        settings.max_tokens,
-        settings.visual_mean_penalty,
-        settings.recognition_loss,
-        settings.position_loss,
-        settings.lookup_loss,
-        settings.query_position_loss,
-        settings.image_code_loss,
-    )
+    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens, settings.loss_weights)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -290,12 +334,7 @@ def train_step_loss(
     loaded: LoadedModel,
     examples: Sequence[Example],
     max_tokens: int,
-    visual_mean_penalty: float = 0.0,
-    recognition_loss: float = 0.0,
-    position_loss: float = 0.0,
-    lookup_loss: float = 0.0,
-    query_position_loss: float = 0.0,
-    image_code_loss: float = 0.0,
+    weights: LossWeights = LossWeights(),
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -304,18 +343,18 @@ def train_step_loss(
     ln(number of plausible answers). (End-of-turn is learned within a few dozen steps; averaged in, it
     would halve a one-token answer's loss and make a plateau at the answer prior look like progress.)
 
-    ``visual_mean_penalty`` adds that weight times the mean square of the mean visual token (the patch
-    merger's output averaged over a micro-batch's visual tokens). Trained from scratch, the merger otherwise
-    grows a common component two orders of magnitude larger than what distinguishes one token from
-    another; after the language model's RMSNorm every visual token then looks alike and no question can
-    pick out the right one. The penalty removes only the common part; what differs between tokens is free.
+    ``weights.visual_mean_penalty`` adds that weight times the mean square of the mean visual token (the
+    patch merger's output averaged over a micro-batch's visual tokens). Trained from scratch, the merger
+    otherwise grows a common component two orders of magnitude larger than what distinguishes one token
+    from another; after the language model's RMSNorm every visual token then looks alike and no question
+    can pick out the right one. The penalty removes only the common part; what differs between tokens is
+    free.
 
-    ``recognition_loss`` adds that weight times the mean :func:`recognition_token_losses` of the step's
-    labelled visual tokens, reported under the label ``(recognition)``; ``position_loss`` likewise with
-    :func:`position_token_losses` of the grid tokens, under ``(position)``; ``lookup_loss`` with
-    :func:`lookup_token_losses` of the answer words that have a source, under ``(lookup)``;
-    ``query_position_loss`` with :func:`query_position_losses` of the grid answer words, under
-    ``(query position)``; ``image_code_loss`` with :func:`image_code_losses`, under ``(image code)``. No
+    The other weights add the mean of :func:`recognition_token_losses` (labelled visual tokens, reported
+    under ``(recognition)``), :func:`position_token_losses` (grid tokens, ``(position)``),
+    :func:`lookup_token_losses` (answer words with a source, ``(lookup)``), :func:`query_position_losses`
+    (``(query position)``), :func:`image_code_losses` (``(image code)``) and :func:`word_code_losses`
+    (``(word code)``), each times its weight. No
     extra term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
@@ -331,25 +370,22 @@ def train_step_loss(
         ):
             handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
             hooks.callback(handle.remove)
-        guide = (
-            hooks.enter_context(LookupGuide(loaded)) if lookup_loss or query_position_loss or image_code_loss else None
-        )
+        guide = hooks.enter_context(LookupGuide(loaded)) if weights.guided else None
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
             batch = collate(group, loaded.tokenizer.pad_token_id)
             visual_targets = batch.pop("visual_targets", None)
-            answer_places = batch.pop("answer_places", None)
-            answer_sources = batch.pop("answer_sources", None)
+            per_answer = {name: batch.pop(name) for name in ANSWER_GUIDANCE if name in batch}
             token_loss, rows, targets = answer_token_losses(loaded, batch)
             loss = token_loss.sum() / total_tokens
             share = len(group) / len(examples)
-            if visual_mean_penalty and merged:
+            if weights.visual_mean_penalty and merged:
                 common = torch.cat(merged).mean(dim=0)
-                loss = loss + visual_mean_penalty * common.pow(2).mean() * share
+                loss = loss + weights.visual_mean_penalty * common.pow(2).mean() * share
             for name, weight, losses in (
-                ("(recognition)", recognition_loss, recognition_token_losses),
-                ("(position)", position_loss, position_token_losses),
+                ("(recognition)", weights.recognition, recognition_token_losses),
+                ("(position)", weights.position, position_token_losses),
             ):
                 if weight and visual_targets is not None and emitted:
                     extra = losses(loaded, emitted[0], visual_targets)
@@ -358,13 +394,14 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if guide is not None:
-                lookup, query_position, image_code = guide.losses(
-                    batch, visual_targets, answer_places, targets, answer_sources
+                lookup, query_position, image_code, word_code = guide.losses(
+                    batch, visual_targets, targets, **per_answer
                 )
                 for name, weight, extra in (
-                    ("(lookup)", lookup_loss, lookup),
-                    ("(query position)", query_position_loss, query_position),
-                    ("(image code)", image_code_loss, image_code),
+                    ("(lookup)", weights.lookup, lookup),
+                    ("(query position)", weights.query_position, query_position),
+                    ("(image code)", weights.image_code, image_code),
+                    ("(word code)", weights.word_code, word_code),
                 ):
                     if weight and extra.numel():
                         loss = loss + weight * extra.mean() * share

@@ -211,13 +211,49 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
 
 def answer_source_words(item: TaskItem) -> tuple[str, ...] | None:
     """The words the source of ``item``'s (one-word) answer shows, when that is not the answer itself: the
-    frame in which a video's object first appears is found by the object, not by its number. None where
-    the answer is read as it is shown."""
+    frame in which a video's object first appears, or the way it moves, is found by the object, not by its
+    number or direction; a count by the objects counted. None where the answer is read as it is shown."""
     meta = item.meta
-    if item.task == "video" and meta["question"] == "appear" and "readout" not in meta:
+    if "readout" in meta:
+        return None
+    if item.task == "video":
+        target = meta["objects"][0]
+        return (target["colour"], target["shape"])
+    if item.task == "counting":
+        return (meta["colour"], meta["shape"])
+    return None
+
+
+def asked_words(item: TaskItem) -> tuple[str, ...] | None:
+    """The words by which ``item``'s question names the object its answer is about (the shape whose colour
+    is asked, the colour and shape to count or to follow through a video); None where it names none.
+
+    The lookup needs them gathered at the answer position in the code the object's visual tokens carry,
+    as a grid lookup needs the asked cell (``guidance.word_code_losses``)."""
+    meta = item.meta
+    if "readout" in meta:
+        return None
+    if item.task == "attribute":
+        target = meta["objects"][meta["target"]]
+        return (target["shape"],) if meta["ask"] == "colour" else (target["colour"],)
+    if item.task == "multi_image":
+        return (meta["shape"],)
+    if item.task == "counting":
+        return (meta["colour"], meta["shape"])
+    if item.task == "video":
         target = meta["objects"][0]
         return (target["colour"], target["shape"])
     return None
+
+
+def sink_share(item: TaskItem) -> float | None:
+    """For a count, the share of the lookup's attention meant for the prompt's first token: ``1 / (n + 1)``
+    for ``n`` counted objects, the rest spread evenly over their tokens. A mean over the counted tokens is
+    the same for any number of them; with a fixed token beside them, its share in the mean tells how many
+    there are. None for answers whose lookup only has to find its source."""
+    if item.task != "counting" or "readout" in item.meta:
+        return None
+    return 1.0 / (int(item.answer) + 1)
 
 
 def text_place(index: int) -> tuple[int, int, int]:
