@@ -204,8 +204,6 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
         return [(meta["image"], IGNORE, IGNORE)]
     if item.task == "text_copy":
         return [text_place(meta["item"])]
-    if item.task == "video" and meta["question"] == "appear":
-        return [(meta["objects"][0]["start"] + 1, IGNORE, IGNORE)]
     return None
 
 
@@ -247,13 +245,22 @@ def asked_words(item: TaskItem) -> tuple[str, ...] | None:
 
 
 def sink_share(item: TaskItem) -> float | None:
-    """For a count, the share of the lookup's attention meant for the prompt's first token: ``1 / (n + 1)``
-    for ``n`` counted objects, the rest spread evenly over their tokens. A mean over the counted tokens is
-    the same for any number of them; with a fixed token beside them, its share in the mean tells how many
-    there are. None for answers whose lookup only has to find its source."""
-    if item.task != "counting" or "readout" in item.meta:
+    """For answers read off all their sources at once, the share of the lookup's attention meant for the
+    prompt's first token, the rest spread evenly over the sources; None for answers whose lookup only has
+    to find its source.
+
+    A count asks ``1 / (n + 1)`` for ``n`` counted objects: a mean over the counted tokens is the same for
+    any number of them; with a fixed token beside them, its share in the mean tells how many there are.
+    A video asks 0: its object in every frame that shows it, evenly, so that the frames' numbers (the
+    image code) all reach the answer, the first of them being when it appeared (a lookup of the first
+    frame alone would need each token to know it is new, which no single frame shows)."""
+    if "readout" in item.meta:
         return None
-    return 1.0 / (int(item.answer) + 1)
+    if item.task == "counting":
+        return 1.0 / (int(item.answer) + 1)
+    if item.task == "video":
+        return 0.0
+    return None
 
 
 def text_place(index: int) -> tuple[int, int, int]:
