@@ -133,6 +133,27 @@ def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
     kept = sources.any(dim=1)
     assert losses.shape == (int(kept.sum()),)
     torch.testing.assert_close(losses, -torch.log(expected_mass[kept]), rtol=1e-4, atol=1e-5)
+    # with late sources, each half of the heads is scored on its own set
+    late = torch.zeros_like(sources)
+    late[0, 1:4] = True
+    with torch.no_grad():
+        split = lookup_token_losses(
+            attention,
+            captured[0]["hidden_states"],
+            captured[0]["position_embeddings"],
+            batch["attention_mask"],
+            query[:, 0],
+            query[:, 1],
+            sources,
+            late_sources=late,
+        )
+    per_head = weights[query[0, 0], :, query[0, 1]]  # (heads, keys)
+    half = per_head.shape[0] // 2
+    early_mass = (per_head[:half].mean(0) * sources[0]).sum()
+    late_mass = (per_head[half:].mean(0) * late[0]).sum()
+    expected = -(torch.log(early_mass) + torch.log(late_mass)) / 2
+    torch.testing.assert_close(split[0], expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(split[1:], losses[1:])  # tokens without late sources are unchanged
 
 
 def test_lookup_loss_trains_the_last_layers_queries_only_when_asked(loaded):
@@ -304,3 +325,33 @@ def test_word_codes_are_asked_of_visual_tokens_and_of_queries_naming_an_object(l
     _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, LossWeights(word_code=1.0))
     assert "(word code)" not in per_label  # no visual token, no object named
     loaded.model.zero_grad(set_to_none=True)
+
+
+def test_a_motion_is_looked_up_where_its_object_starts_and_where_it_ends(loaded):
+    from hybridkv.embedded.guidance import split_ends
+    from hybridkv.embedded.visual_targets import ROW, reads_ends
+
+    images = torch.tensor([[IGNORE, 1, 1, 2, 3, 3, IGNORE]])
+    sources = torch.tensor([[False, True, False, True, True, True, False]])
+    early, late = split_ends(sources, images, torch.tensor([True]))
+    assert early.tolist() == [[False, True, False, False, False, False, False]]
+    assert late.tolist() == [[False, False, False, False, True, True, False]]
+    early, late = split_ends(sources, images, torch.tensor([False]))  # unflagged: sources kept, no late ones
+    assert torch.equal(early, sources) and not late.any()
+
+    (clip,) = generate_items("video", "train", 1, seed=3, questions=("motion",))
+    assert reads_ends(clip)
+    example = encode(loaded, clip)
+    assert example.answer_ends.tolist() == [True, False]
+    assert (example.visual_targets[:, ROW] >= 1).all()  # every frame block knows where in the frame it is
+    _, per_label = train_step_loss_with_lookup(loaded, example)
+    assert per_label["(lookup)"] > 0
+
+
+def train_step_loss_with_lookup(loaded, example):
+    from hybridkv.embedded.training import LossWeights, train_step_loss
+
+    try:
+        return train_step_loss(loaded, [example], 4096, LossWeights(lookup=1.0))
+    finally:
+        loaded.model.zero_grad(set_to_none=True)

@@ -30,6 +30,7 @@ from .visual_targets import (
     answer_source_words,
     asked_words,
     prompt_places,
+    reads_ends,
     sink_share,
     visual_targets,
 )
@@ -38,7 +39,7 @@ IGNORE_INDEX = -100
 
 
 # Collated per-labelled-token guidance fields (see ``Example``), popped from a batch before the forward.
-ANSWER_GUIDANCE = ("answer_places", "answer_sources", "answer_asked", "sink_shares")
+ANSWER_GUIDANCE = ("answer_places", "answer_sources", "answer_asked", "sink_shares", "answer_ends")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Example:
     sink_shares: torch.Tensor | None = None
     """``(labelled tokens,)``: a count's share of lookup attention for the first token
     (``visual_targets.sink_share``), -1 elsewhere."""
+    answer_ends: torch.Tensor | None = None
+    """``(labelled tokens,)`` bool: looked up where its object starts and where it ends
+    (``visual_targets.reads_ends``)."""
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -100,6 +104,7 @@ def encode(
     sources: list[torch.Tensor] = []
     asked_ids: list[torch.Tensor] = []
     sinks: list[torch.Tensor] = []
+    ends: list[torch.Tensor] = []
     for i, turn_of in enumerate([item, *follow_ups]):
         asked = turn_of if isinstance(turn_of, TaskItem) else None
         question, answer = (asked.prompt, asked.answer) if asked is not None else turn_of
@@ -121,6 +126,8 @@ def encode(
         share = sink_share(asked) if asked is not None and len(answer_ids) == 1 else None
         if share is not None:
             sinks[-1][0] = share
+        ends.append(torch.zeros(len(answer_ids) + 1, dtype=torch.bool))
+        ends[-1][0] = asked is not None and len(answer_ids) == 1 and reads_ends(asked)
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()
@@ -136,6 +143,7 @@ def encode(
         answer_sources=torch.cat(sources),
         answer_asked=torch.cat(asked_ids),
         sink_shares=torch.cat(sinks),
+        answer_ends=torch.cat(ends),
         token_places=torch.cat(
             [
                 prompt_places(item, prompt_ids.tolist(), tokenizer),
@@ -169,9 +177,9 @@ def _source_words(tokenizer: PreTrainedTokenizerBase, n_answer: int, words: Sequ
 
 
 def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, ``answer_places``,
-    ``answer_sources``, ``answer_asked`` and ``sink_shares`` (labelled tokens in batch order) and, with
-    images, ``visual_targets``; images in example order."""
+    """Left-padded model inputs (as ``build_inputs`` pads) plus ``labels``, ``token_places``, the
+    ``ANSWER_GUIDANCE`` fields (labelled tokens in batch order) and, with images, ``visual_targets``; images in
+    example order."""
     if not examples:
         raise InputError("collate needs at least one example")
     width = max(len(e) for e in examples)
@@ -188,11 +196,7 @@ def collate(examples: Sequence[Example], pad_token_id: int) -> dict[str, torch.T
         "mm_token_type_ids": left_pad([e.mm_token_type_ids for e in examples], 0),
         "labels": left_pad([e.labels for e in examples], IGNORE_INDEX),
     }
-    if all(e.answer_places is not None for e in examples):
-        batch["answer_places"] = torch.cat([e.answer_places for e in examples])
-    if all(e.answer_sources is not None for e in examples):
-        batch["answer_sources"] = torch.cat([e.answer_sources for e in examples])
-    for name in ("answer_asked", "sink_shares"):
+    for name in ANSWER_GUIDANCE:
         if all(getattr(e, name) is not None for e in examples):
             batch[name] = torch.cat([getattr(e, name) for e in examples])
     if all(e.token_places is not None for e in examples):

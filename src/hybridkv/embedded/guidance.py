@@ -214,6 +214,7 @@ def lookup_token_losses(
     positions: torch.Tensor,
     sources: torch.Tensor,
     sink_shares: torch.Tensor | None = None,
+    late_sources: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per answer token with a source: ``-log`` of the attention mass that ``attention`` (a decoder layer's
     attention, fed ``hidden_states`` and rotary ``position_embeddings`` as in the forward pass) puts on its
@@ -221,7 +222,10 @@ def lookup_token_losses(
 
     Where ``sink_shares`` (per answer token, negative for none) gives a share, the whole distribution is
     asked for instead: that share on the row's first token, the rest even over the sources (a count; see
-    ``visual_targets.sink_share``), scored as the KL divergence from it (0 when met).
+    ``visual_targets.sink_share``), scored as the KL divergence from it (0 when met). Where
+    ``late_sources`` has any for a token, the first half of the heads is scored on ``sources`` and the
+    second half on ``late_sources``, the mean of the two (a motion: where the object starts and where it
+    ends, side by side in one layer's output; see :func:`split_ends`).
 
     Averaging the heads' distributions lets whichever head is closest take the lookup on; the others are
     free. Only the supervised queries are recomputed, not the layer's whole attention map.
@@ -232,6 +236,7 @@ def lookup_token_losses(
         return hidden_states.new_zeros(0)
     rows, positions, sources = rows[keep], positions[keep], sources[keep].to(hidden_states.device)
     spread = spread[keep].to(hidden_states.device)
+    late = None if late_sources is None else late_sources[keep].to(hidden_states.device)
     batch, length, _ = hidden_states.shape
     head_dim = attention.head_dim
     cos, sin = position_embeddings
@@ -244,8 +249,15 @@ def lookup_token_losses(
     scores = (queries @ keys.transpose(-1, -2)).squeeze(2).float() * attention.scaling  # (n, heads, length)
     allowed = (attention_mask[rows] == 1) & (torch.arange(length, device=rows.device)[None, :] <= positions[:, None])
     scores = scores.masked_fill(~allowed[:, None, :].to(scores.device), float("-inf"))
-    probs = scores.softmax(dim=-1).mean(dim=1)  # (n, length): the heads' mean distribution
+    per_head = scores.softmax(dim=-1)
+    probs = per_head.mean(dim=1)  # (n, length): the heads' mean distribution
     mass = -torch.log((probs * sources).sum(dim=-1).clamp(min=1e-6))
+    if late is not None and late.any():
+        half = per_head.shape[1] // 2
+        early_mass = (per_head[:, :half].mean(dim=1) * sources).sum(dim=-1)
+        late_mass = (per_head[:, half:].mean(dim=1) * late).sum(dim=-1)
+        ends = -(torch.log(early_mass.clamp(min=1e-6)) + torch.log(late_mass.clamp(min=1e-6))) / 2
+        mass = torch.where(late.any(dim=-1), ends, mass)
     if not spread.any():
         return mass
     shares = sink_shares.to(hidden_states.device)[keep].float().clamp(min=0)
@@ -257,6 +269,20 @@ def lookup_token_losses(
     target = first * share + counted * (1 - share) / n_counted
     kl = (target * (torch.log(target.clamp(min=1e-12)) - torch.log(probs.clamp(min=1e-12)))).sum(dim=-1)
     return torch.where(spread, kl, mass)
+
+
+def split_ends(sources: torch.Tensor, images: torch.Tensor, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the tokens flagged in ``ends``: their sources in the first image (frame) that has any, and
+    those in the last; other tokens keep their sources and get no late ones. ``images`` ``(n, length)``
+    is each position's image number (``IGNORE`` off images)."""
+    on_image = sources & (images != IGNORE)
+    big = torch.iinfo(images.dtype).max
+    first = torch.where(on_image, images, big).amin(dim=-1, keepdim=True)
+    last = torch.where(on_image, images, -1).amax(dim=-1, keepdim=True)
+    ends = ends[:, None] & on_image.any(dim=-1, keepdim=True)
+    early = torch.where(ends, on_image & (images == first), sources)
+    late = ends & on_image & (images == last)
+    return early, late
 
 
 class LookupGuide:
@@ -294,6 +320,7 @@ class LookupGuide:
         answer_sources: torch.Tensor | None = None,
         answer_asked: torch.Tensor | None = None,
         sink_shares: torch.Tensor | None = None,
+        answer_ends: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
         labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
@@ -301,7 +328,9 @@ class LookupGuide:
         also asked to still name itself through the output head), and
         :func:`image_code_losses` of the visual tokens and of the queries whose image is known, and
         :func:`word_code_losses` of the visual tokens showing words and of the queries whose question names
-        its object (``answer_asked``, word ids per labelled token). The captured inputs are then released."""
+        its object (``answer_asked``, word ids per labelled token). Tokens flagged in ``answer_ends`` are
+        looked up at both ends of their sources' frames (:func:`split_ends`). The captured inputs are then
+        released."""
         if not self._inputs:
             return torch.zeros(0), torch.zeros(0), torch.zeros(0), torch.zeros(0)
         inputs = self._inputs.pop()
@@ -311,6 +340,9 @@ class LookupGuide:
         sources = lookup_sources(
             contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places, answer_sources
         )
+        late = None
+        if answer_ends is not None and answer_ends.any():
+            sources, late = split_ends(sources, contents.places[query[:, 0]][..., 0], answer_ends)
         hidden = inputs["hidden_states"]
         rows, positions = query[:, 0].to(hidden.device), query[:, 1].to(hidden.device)
         lookup = lookup_token_losses(
@@ -322,6 +354,7 @@ class LookupGuide:
             positions,
             sources,
             sink_shares,
+            late,
         )
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
         visual = contents.is_visual.to(hidden.device)

@@ -14,8 +14,10 @@ Targets exist for grids (``grid``, ``long_mixed``), scenes (``attribute``, ``cou
 drawn). Blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
-Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, and
-every block its image's number in the item (video frames counted on after the images):
+Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, video
+frame blocks their own (row, column) in the frame (which way an object moves is where it ends minus
+where it starts), and every block its image's number in the item (video frames counted on after the
+images):
 the language model cannot tell where a visual token sits in its image (M-RoPE's width section barely
 turns from one column to the next; see docs/embedded-model.md), so a cell's position has to be
 written into its token by the vision tower, and ``position_loss`` in training asks it to.
@@ -176,6 +178,9 @@ def visual_targets(
                     ids[i, j] = word_ids[word]
                 if position is not None and max(position) <= MAX_POSITION:
                     ids[i, ROW : COL + 1] = position
+            if item.task == "video" and max(blocks_h, blocks_w) <= MAX_POSITION:  # where in the frame, for motion
+                block_rows, block_cols = np.divmod(np.arange(blocks_h * blocks_w), blocks_w)
+                ids[:, ROW], ids[:, COL] = np.tile(block_rows + 1, t), np.tile(block_cols + 1, t)
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
@@ -258,9 +263,15 @@ def sink_share(item: TaskItem) -> float | None:
         return None
     if item.task == "counting":
         return 1.0 / (int(item.answer) + 1)
-    if item.task == "video":
+    if item.task == "video" and item.meta["question"] == "appear":
         return 0.0
     return None
+
+
+def reads_ends(item: TaskItem) -> bool:
+    """Whether ``item``'s answer compares where its object is in the first and in the last frame that show
+    it (which way it moves): one lookup for each end, by separate heads (``guidance.split_ends``)."""
+    return item.task == "video" and item.meta["question"] == "motion" and "readout" not in item.meta
 
 
 def text_place(index: int) -> tuple[int, int, int]:
