@@ -8,7 +8,7 @@ import pytest
 
 from hybridkv.data import generate_items, score
 from hybridkv.defaults import DEFAULT_MODEL, EMBEDDED_DIR, EMBEDDED_MODEL, FALLBACK_MODEL
-from hybridkv.embedded.card import model_card, quality_checks
+from hybridkv.embedded.card import model_card, quality_checks, training_commands
 from hybridkv.errors import ModelLoadError
 from hybridkv.eval.summary import SummaryRow
 from hybridkv.generation import generation_record
@@ -56,6 +56,23 @@ def test_card_states_each_bar_with_its_measurement():
     assert "| full | - | 95.0 | 85.0 | 100.0 |" in card
     assert "counting: full cache 85.0% **misses**" in card and "grid: full cache 95.0% meets" in card
     assert "multi_image: StreamingLLM at 0.1 loses 10.0 points, **misses**" in card
+
+
+def test_card_reproduces_a_staged_run_command_by_command():
+    training = {
+        "settings": {"steps": 3000, "lookup_loss": 1.0, "word_code_loss": 0.5, "lr": 0.001, "tasks": ["grid", "video"]},
+        "settings_changes": [
+            {"step": 900, "changed": {"word_code_loss": [0.0, 1.0]}},
+            {"step": 1300, "changed": {"word_code_loss": [1.0, 0.5], "steps": [2000, 3000]}},
+        ],
+    }
+    first, second, third = training_commands(training, out="runs/x")
+    assert first == (
+        "python scripts/train_tiny_vlm.py --out runs/x --lookup-loss 1 --steps 2000 --tasks grid,video --stop-after 900"
+    )  # default lr and the zero word-code weight it started with need no flag
+    assert second == "python scripts/train_tiny_vlm.py --out runs/x --resume --word-code-loss 1 --stop-after 1300"
+    assert third == "python scripts/train_tiny_vlm.py --out runs/x --resume --steps 3000 --word-code-loss 0.5"
+    assert training_commands({"settings": {"steps": 6000}}) == ["python scripts/train_tiny_vlm.py --out runs/embedded"]
 
 
 def test_embedded_is_the_default_and_a_missing_copy_names_the_fix(monkeypatch, tmp_path):

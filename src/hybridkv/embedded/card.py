@@ -79,6 +79,37 @@ def quality_checks(rows: Sequence[SummaryRow]) -> dict[str, Any]:
     return out
 
 
+def training_commands(training: Mapping[str, Any], out: str = "runs/embedded") -> list[str]:
+    """The ``train_tiny_vlm.py`` commands that reproduce a run from its ``training.json``: the first with its
+    starting settings that differ from the defaults, then one resume per recorded change of settings
+    (staged guidance), each stopping where the next change was made."""
+    from .training import TrainSettings
+
+    defaults = TrainSettings().to_json()
+    changes = sorted(training.get("settings_changes", []), key=lambda c: c["step"])
+    start = dict(training.get("settings", {}))
+    for change in reversed(changes):  # undo the changes, latest first
+        for name, (before, _) in change["changed"].items():
+            start[name] = before
+    script = f"python scripts/train_tiny_vlm.py --out {out}"
+    stops = [f"--stop-after {c['step']}" for c in changes] + [""]
+    first = _flags({k: v for k, v in start.items() if defaults.get(k) != v})
+    commands = [" ".join(filter(None, (script, first, stops[0])))]
+    for change, stop in zip(changes, stops[1:], strict=True):
+        after = _flags({name: value for name, (_, value) in change["changed"].items()})
+        commands.append(" ".join(filter(None, (script, "--resume", after, stop))))
+    return commands
+
+
+def _flags(values: Mapping[str, Any]) -> str:
+    def text(value: Any) -> str:
+        if isinstance(value, list | tuple):
+            return ",".join(str(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return " ".join(f"--{name.replace('_', '-')} {text(v)}" for name, v in sorted(values.items()) if v is not None)
+
+
 def model_card(
     training: Mapping[str, Any],
     rows: Sequence[SummaryRow],
@@ -119,8 +150,8 @@ def model_card(
         "- Data: items generated on the fly from the train split, mixed by task with a short curriculum from "
         "easy variants to the suite's defaults (the mixture is in `training.json`). The validation and test "
         "splits never appear in training: the suite assigns splits by content.",
-        "- Reproduce: `python scripts/train_tiny_vlm.py --out runs/embedded --threads 2 "
-        f"--steps {settings.get('steps')}` then `python scripts/ship_embedded.py --run runs/embedded`.",
+        "- Reproduce: " + ", then ".join(f"`{c}`" for c in training_commands(training)) + ", then "
+        "`python scripts/ship_embedded.py --run runs/embedded`.",
         "",
         f"## Accuracy (exact match, test split, {items_per_task} items per task, question-agnostic)",
         "",

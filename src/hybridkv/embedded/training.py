@@ -297,6 +297,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
         "validation_items_per_task": options.final_eval_items,
         "seed": settings.seed,
         "settings": settings.to_json(),
+        "settings_changes": _settings_changes(out / LOG_FILE),
         "mixture": [v.to_json() for v in mixture],
         "versions": _versions(),
     }
@@ -491,6 +492,12 @@ def _versions() -> dict[str, str]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
+
+
+def _settings_changes(log_path: Path) -> list[dict[str, Any]]:
+    """The log's record of settings changed at resumes: ``{"step", "changed": {name: [before, after]}}``."""
+    records = (json.loads(line) for line in log_path.read_text().splitlines() if '"settings_changed"' in line)
+    return [{"step": r["step"], "changed": r["settings_changed"]} for r in records]
 
 
 class _Log:
