@@ -24,8 +24,10 @@ token to name the words drawn on it, --position-loss W each grid token to carry 
 column, --lookup-loss W puts the last decoder layer's attention, at each answer word, on the prompt
 tokens that show it, and --query-position-loss W asks the input of that attention, where a grid answer
 is predicted, for the cell's row and column; --image-code-loss W asks it for each visual token's image
-number and the asked image's. --init DIR starts from a trained run's weights (staged
-training: text first, then the mixture).
+number and the asked image's; --word-code-loss W for the words each visual token shows and, at the
+answer, the words naming the asked object. --init DIR starts from a trained run's weights (staged
+training: text first, then the mixture); the loss weights may also change at a --resume (the change
+is logged and recorded in training.json).
 
 Video: the suite's video items are fed as a sequence of images (one ``<|image_pad|>`` block per frame,
 in order), not through Qwen2.5-VL's video path. The video path needs a video processor, which needs

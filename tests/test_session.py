@@ -83,3 +83,22 @@ def test_compressed_prompt_cannot_be_cropped_into(tiny):
 )
 def test_split_question_cuts_at_the_sentence_that_asks(prompt, context, question):
     assert split_question(prompt) == (context, question)
+
+
+def test_a_question_asked_after_compression_retrieves_for_its_last_token(tiny, monkeypatch):
+    # the whole question is appended in one forward; the chunks its dynamic heads read are chosen by the
+    # position that predicts the answer, not by all the question's tokens at once
+    from hybridkv.cache.chunk_store import ChunkStore
+
+    loaded = tiny("qwen2_5_vl")
+    seen = []
+    select = ChunkStore.select
+    monkeypatch.setattr(ChunkStore, "select", lambda self, queries: seen.append(queries.shape) or select(self, queries))
+    method = get_method("retrieval-only", budget=0.3)
+    with Session(loaded, method, images=[synthetic_image(336, 336, seed=4)]) as chat:
+        seen.clear()  # compression picks the first resident chunks by the observation window's queries
+        answer = chat.ask(" Which colour is in the top left corner of the image?", max_new_tokens=1)
+    config = loaded.model.config.get_text_config()
+    per_group = config.num_attention_heads // config.num_key_value_heads
+    assert answer.question_tokens > 1 and seen
+    assert all(shape[1] == per_group for shape in seen), (seen, per_group)  # one position per KV group

@@ -12,6 +12,7 @@ from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import Cache
 
 from .cache import HybridCache, storage_bytes
+from .errors import ConfigError
 from .methods import Method
 
 
@@ -111,11 +112,27 @@ def generate_with_cache(
     )
 
 
-def generation_record(loaded: Any, prompt: str, images: list | None, method: Method, *, max_new_tokens: int) -> dict:
-    """Generate for one prompt and return the JSON-ready record the CLI and the demo print."""
-    inputs = loaded.build_inputs(prompt, images or None)
-    result = generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
+def generation_record(
+    loaded: Any, prompt: str, images: list | None, method: Method, *, max_new_tokens: int, setting: str = "aware"
+) -> dict:
+    """Generate for one prompt and return the JSON-ready record the CLI and the demo print.
+
+    ``setting="agnostic"`` compresses the prompt's context (and images) before its question is asked (see
+    ``hybridkv.session``); ``"aware"`` compresses the whole prompt, question included.
+    """
+    if setting == "agnostic":
+        from .data import split_question
+        from .session import ask_after_compression  # the session builds on this module
+
+        context, question = split_question(prompt)
+        result = ask_after_compression(loaded, method, context, question, images, max_new_tokens=max_new_tokens)
+    elif setting == "aware":
+        inputs = loaded.build_inputs(prompt, images or None)
+        result = generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
+    else:
+        raise ConfigError(f"setting {setting!r} is not supported; use 'aware' or 'agnostic'")
     record: dict[str, Any] = {
+        "setting": setting,
         "text": loaded.decode(result.new_tokens[0]),
         "method": method.name,
         "budget": method.describe().get("budget"),

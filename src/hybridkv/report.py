@@ -38,7 +38,8 @@ def print_demo_rows(
     """One row per (item, method): the answer against the expected one, KV bytes per tier, decode speed."""
     console = console or make_console()
     table = Table(title=title)
-    for col in ("case", "method", "answer", "expected", "", "prompt tok", "hot KV", "cold KV", "hot / full"):
+    columns = ("case", "method", "question", "answer", "expected", "", "prompt tok", "hot KV", "cold KV", "hot / full")
+    for col in columns:
         table.add_column(col, no_wrap=True)
     table.add_column("decode ms/tok", no_wrap=True)
     for r in records:
@@ -46,6 +47,7 @@ def print_demo_rows(
         table.add_row(
             str(r["case"]),
             str(r["method"]),
+            "after compression" if r.get("setting") == "agnostic" else "in prompt",
             repr(r["text"])[:24],
             str(r["expected"]),
             "[green]ok[/green]" if r["correct"] else "[red]wrong[/red]",

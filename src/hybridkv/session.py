@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -125,3 +125,19 @@ class Session:
             self._stack.close()
             self._stack = None
         self.cache = None
+
+
+def ask_after_compression(
+    loaded: Any,
+    method: Method,
+    context: str,
+    question: str,
+    images: Sequence[Image.Image] | None,
+    *,
+    max_new_tokens: int,
+) -> GenerationResult:
+    """One question-agnostic answer: ``context`` (and ``images``) prefilled and compressed, then ``question``
+    asked against the compressed cache; ``prefill_s`` covers both prefills."""
+    with Session(loaded, method, context=context, images=list(images or ())) as session:
+        result = session.ask(question, max_new_tokens=max_new_tokens).result
+        return replace(result, prefill_s=session.prefill_s + result.prefill_s)

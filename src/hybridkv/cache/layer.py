@@ -357,8 +357,10 @@ class HybridLayer(CacheLayerMixin):
         col_seg = (torch.arange(b * hq, device=query.device) // g).repeat_interleave(q)
         if self.chunks is not None:
             with self.ctx.recorder.timed("retrieval"):
-                grouped = query.reshape(b, self.kv_heads, g * q, d)
-                dq = grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]]  # [n_dyn, G*q, D]
+                # the position that predicts the next token selects: a question appended after compression
+                # (q > 1) would otherwise pick chunks for all its tokens at once, mostly for text in the tail
+                grouped = query[:, :, -1:].reshape(b, self.kv_heads, g, d)
+                dq = grouped[self.dyn_index[:, 0], self.dyn_index[:, 1]]  # [n_dyn, G, D]
                 chosen, valid = self.chunks.select(dq)
                 res = self.chunks.fetch(chosen, valid, step + 1)
                 self.ctx.recorder.record_fetch(step, res.hits, res.misses)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
@@ -52,11 +52,11 @@ def answer_item(loaded: Any, inputs: Any, method: Any, *, max_new_tokens: int) -
     In the agnostic setting ``prefill_s`` covers both prefills: the context's and the question's.
     """
     if isinstance(inputs, AgnosticInputs):
-        from ..session import Session
+        from ..session import ask_after_compression
 
-        with Session(loaded, method, context=inputs.context, images=inputs.images) as session:
-            result = session.ask(inputs.question, max_new_tokens=max_new_tokens).result
-            return replace(result, prefill_s=session.prefill_s + result.prefill_s)
+        return ask_after_compression(
+            loaded, method, inputs.context, inputs.question, inputs.images, max_new_tokens=max_new_tokens
+        )
     from ..generation import generate
 
     return generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
