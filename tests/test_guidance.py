@@ -211,7 +211,7 @@ def test_image_codes_are_asked_of_every_visual_token_and_of_queries_naming_an_im
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     example = encode(loaded, several)
     _, per_label = train_step_loss(loaded, [example], 4096, LossWeights(image_code=1.0))
-    assert per_label["(image code)"] > 0
+    assert per_label["(image code)"] > 0 and per_label["(asked image)"] > 0  # each side a term of its own
     loaded.model.zero_grad(set_to_none=True)
     _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, LossWeights(image_code=1.0))
     assert "(image code)" not in per_label  # no image, no image named
@@ -320,7 +320,7 @@ def test_word_codes_are_asked_of_visual_tokens_and_of_queries_naming_an_object(l
     (scene,) = generate_items("attribute", "train", 1, seed=5)
     (text,) = generate_items("text_copy", "train", 1, seed=4, distractor_prob=0.0)
     _, per_label = train_step_loss(loaded, [encode(loaded, scene)], 4096, LossWeights(word_code=1.0))
-    assert per_label["(word code)"] > 0
+    assert per_label["(word code)"] > 0 and per_label["(asked words)"] > 0
     loaded.model.zero_grad(set_to_none=True)
     _, per_label = train_step_loss(loaded, [encode(loaded, text)], 4096, LossWeights(word_code=1.0))
     assert "(word code)" not in per_label  # no visual token, no object named

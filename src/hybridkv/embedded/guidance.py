@@ -285,6 +285,17 @@ def split_ends(sources: torch.Tensor, images: torch.Tensor, ends: torch.Tensor) 
     return early, late
 
 
+# The terms LookupGuide.losses returns, each with the TrainSettings weight it is scaled by.
+GUIDANCE_TERMS: dict[str, str] = {
+    "lookup": "lookup",
+    "query position": "query_position",
+    "image code": "image_code",
+    "asked image": "image_code",
+    "word code": "word_code",
+    "asked words": "word_code",
+}
+
+
 class LookupGuide:
     """Lookup losses of a training forward: hooks the last decoder layer's attention to capture its inputs
     (use as a context manager; nothing stays on the model after it), then scores each micro-batch.
@@ -321,18 +332,20 @@ class LookupGuide:
         answer_asked: torch.Tensor | None = None,
         sink_shares: torch.Tensor | None = None,
         answer_ends: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> dict[str, torch.Tensor]:
         """Per-token losses of the last forward on ``batch`` (host tensors, ``labels`` included), whose
-        labelled tokens are ``words`` in batch order: :func:`lookup_token_losses` of the tokens with a source,
-        :func:`query_position_losses` of those read off a known grid cell (and of the listed words, each
-        also asked to still name itself through the output head), and
-        :func:`image_code_losses` of the visual tokens and of the queries whose image is known, and
-        :func:`word_code_losses` of the visual tokens showing words and of the queries whose question names
-        its object (``answer_asked``, word ids per labelled token). Tokens flagged in ``answer_ends`` are
-        looked up at both ends of their sources' frames (:func:`split_ends`). The captured inputs are then
-        released."""
+        labelled tokens are ``words`` in batch order, by :data:`GUIDANCE_TERMS` name:
+        :func:`lookup_token_losses` of the tokens with a source (``lookup``); :func:`query_position_losses`
+        of those read off a known grid cell, and of the listed words, each also asked to still name itself
+        through the output head (``query position``); :func:`image_code_losses` of the visual tokens
+        (``image code``) and of the queries whose image is known (``asked image``); :func:`word_code_losses`
+        of the visual tokens showing words (``word code``) and of the queries whose question names its
+        object (``asked words``, from ``answer_asked``). Each side of a code is its own term: a batch has a
+        few dozen queries against thousands of visual tokens, and in one mean the queries would not count.
+        Tokens flagged in ``answer_ends`` are looked up at both ends of their sources' frames
+        (:func:`split_ends`). The captured inputs are then released."""
         if not self._inputs:
-            return torch.zeros(0), torch.zeros(0), torch.zeros(0), torch.zeros(0)
+            return {}
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
@@ -357,12 +370,10 @@ class LookupGuide:
             late,
         )
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
-        visual = contents.is_visual.to(hidden.device)
-        vectors = torch.cat([hidden[visual], hidden[rows, positions]])
+        visual_hidden, query_hidden = hidden[contents.is_visual.to(hidden.device)], hidden[rows, positions]
         asked = places[:, 0]  # the image a question names; not one found by the answer's own object
         if answer_sources is not None:
             asked = torch.where((answer_sources != IGNORE).any(dim=1), IGNORE, asked)
-        numbers = torch.cat([contents.places[contents.is_visual][:, 0], asked])
         text = (contents.places[..., 1] != IGNORE) & ~contents.is_visual  # listed words carry their own place
         keys = hidden[text.to(hidden.device)]
         cells = query_position_losses(
@@ -374,9 +385,15 @@ class LookupGuide:
             self.lm_head(keys).float(), batch["input_ids"][text].to(hidden.device), reduction="none"
         )
         asked_ids = answer_asked if answer_asked is not None else torch.full((len(query), MAX_WORDS), IGNORE)
-        shown = torch.cat([contents.words[contents.is_visual], asked_ids])
-        words_code = word_code_losses(vectors, shown, self.lm_head.out_features)
-        return lookup, torch.cat([cells, named]), image_code_losses(vectors, numbers), words_code
+        vocabulary = self.lm_head.out_features
+        return {
+            "lookup": lookup,
+            "query position": torch.cat([cells, named]),
+            "image code": image_code_losses(visual_hidden, contents.places[contents.is_visual][:, 0]),
+            "asked image": image_code_losses(query_hidden, asked),
+            "word code": word_code_losses(visual_hidden, contents.words[contents.is_visual], vocabulary),
+            "asked words": word_code_losses(query_hidden, asked_ids, vocabulary),
+        }
 
 
 def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

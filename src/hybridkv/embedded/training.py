@@ -29,7 +29,7 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
 from .examples import ANSWER_GUIDANCE, IGNORE_INDEX, Example, collate, micro_batches
-from .guidance import LookupGuide, position_token_losses, recognition_token_losses
+from .guidance import GUIDANCE_TERMS, LookupGuide, position_token_losses, recognition_token_losses
 from .mixture import DEFAULT_MIXTURE, Variant, select
 from .model import build_untrained
 from .prefetch import StepData
@@ -354,8 +354,8 @@ def train_step_loss(
     The other weights add the mean of :func:`recognition_token_losses` (labelled visual tokens, reported
     under ``(recognition)``), :func:`position_token_losses` (grid tokens, ``(position)``),
     :func:`lookup_token_losses` (answer words with a source, ``(lookup)``), :func:`query_position_losses`
-    (``(query position)``), :func:`image_code_losses` (``(image code)``) and :func:`word_code_losses`
-    (``(word code)``), each times its weight. No
+    (``(query position)``), :func:`image_code_losses` (``(image code)`` at visual tokens, ``(asked image)``
+    at queries) and :func:`word_code_losses` (``(word code)``, ``(asked words)``), each times its weight. No
     extra term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
@@ -395,15 +395,8 @@ def train_step_loss(
                         per_label[name][0] += float(extra.detach().sum())
                         per_label[name][1] += extra.numel()
             if guide is not None:
-                lookup, query_position, image_code, word_code = guide.losses(
-                    batch, visual_targets, targets, **per_answer
-                )
-                for name, weight, extra in (
-                    ("(lookup)", weights.lookup, lookup),
-                    ("(query position)", weights.query_position, query_position),
-                    ("(image code)", weights.image_code, image_code),
-                    ("(word code)", weights.word_code, word_code),
-                ):
+                for term, extra in guide.losses(batch, visual_targets, targets, **per_answer).items():
+                    name, weight = f"({term})", getattr(weights, GUIDANCE_TERMS[term])
                     if weight and extra.numel():
                         loss = loss + weight * extra.mean() * share
                         per_label[name][0] += float(extra.detach().sum())
