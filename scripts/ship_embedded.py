@@ -58,8 +58,10 @@ def main() -> int:
         if entry.name not in SKIP and entry.is_file():
             shutil.copy2(entry, args.dest / entry.name)
 
+    # the package's own copy is evaluated by its name, so that no machine path lands in results.json
+    model = "embedded" if args.dest.resolve() == EMBEDDED_DIR.resolve() else str(args.dest)
     config = EvalConfig(
-        model=str(args.dest), methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit, setting=CARD_SETTING
+        model=model, methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit, setting=CARD_SETTING
     )
     results = evaluate(config)
     args.results.mkdir(parents=True, exist_ok=True)

@@ -102,3 +102,14 @@ def test_a_question_asked_after_compression_retrieves_for_its_last_token(tiny, m
     per_group = config.num_attention_heads // config.num_key_value_heads
     assert answer.question_tokens > 1 and seen
     assert all(shape[1] == per_group for shape in seen), (seen, per_group)  # one position per KV group
+
+
+def test_a_text_only_session_after_an_image_prompt_continues_its_own_positions(tiny):
+    # Qwen-VL keeps the last prompt's M-RoPE offsets on the model and applies them to cached continuations
+    loaded = tiny("qwen2_5_vl")
+    context, question = "Here is a list: 1. apple 2. river 3. stone.", " What is item 2?"
+    with Session(loaded, get_method("full"), images=[synthetic_image(336, 336, seed=4)]) as chat:
+        chat.ask(" Describe the image.", max_new_tokens=2)
+    with Session(loaded, get_method("full"), context=context) as chat:
+        answer = chat.ask(question, max_new_tokens=6)
+    assert torch.equal(answer.result.new_tokens, _aware_tokens(loaded, context, question, [], get_method("full")))

@@ -77,6 +77,7 @@ class Session:
             raise CacheStateError("this session is already open; ask() it, or close() it first")
         model = self.loaded.model
         inputs = self.loaded.build_context_inputs(self.context, self.images)
+        self.loaded.adapter.forget_prompt(model)  # the question continues this prompt, not an earlier one
         stack = ExitStack()
         stack.enter_context(self.method(model))
         try:

@@ -58,6 +58,15 @@ class ModelAdapter:
             )
         return modules
 
+    def forget_prompt(self, model: PreTrainedModel) -> None:
+        """Drop what the model keeps from its last prompt for the next forward to reuse: Qwen-VL caches its
+        M-RoPE offsets (``rope_deltas``) and applies them to any later cached continuation, so a text-only
+        prompt prefilled outside ``generate`` would be continued at the positions of the previous prompt's
+        images. Call before a prefill that a cached continuation will follow."""
+        for module in model.modules():
+            if getattr(module, "rope_deltas", None) is not None:
+                module.rope_deltas = None
+
     def attn_implementation(self, name: str) -> str | dict[str, str]:
         """A ``set_attn_implementation`` value that gives ``name`` to the language model only.
 
