@@ -34,7 +34,7 @@ from hybridkv.embedded.training import CHECKPOINT_DIR, SUMMARY_FILE  # noqa: E40
 from hybridkv.errors import HybridKVError  # noqa: E402
 from hybridkv.eval import EvalConfig, evaluate  # noqa: E402
 from hybridkv.eval.plots import write_plots  # noqa: E402
-from hybridkv.eval.results import write_results  # noqa: E402
+from hybridkv.eval.results import load_results, write_results  # noqa: E402
 
 SKIP = {CHECKPOINT_DIR, "train_log.jsonl", "README.md"}
 CARD_METHODS = ("full", "streaming", "snapkv", "hybridkv")
@@ -47,26 +47,31 @@ def main() -> int:
     p.add_argument("--dest", type=Path, default=EMBEDDED_DIR, help="where the package loads 'embedded' from")
     p.add_argument("--limit", type=int, default=50, help="test items per task for the card (default 50)")
     p.add_argument("--results", type=Path, default=Path("docs/results/embedded"), help="results.json and plots")
+    p.add_argument(
+        "--card-only", action="store_true", help="rewrite the card of the copy in --dest from --results' results.json"
+    )
     args = p.parse_args()
 
     if not (args.run / "config.json").is_file() or not (args.run / SUMMARY_FILE).is_file():
         raise HybridKVError(f"{args.run} holds no finished export; run scripts/train_tiny_vlm.py --out {args.run}")
-    if args.dest.exists():
-        shutil.rmtree(args.dest)
-    args.dest.mkdir(parents=True)
-    for entry in sorted(args.run.iterdir()):
-        if entry.name not in SKIP and entry.is_file():
-            shutil.copy2(entry, args.dest / entry.name)
-
-    # the package's own copy is evaluated by its name, so that no machine path lands in results.json
-    model = "embedded" if args.dest.resolve() == EMBEDDED_DIR.resolve() else str(args.dest)
-    config = EvalConfig(
-        model=model, methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit, setting=CARD_SETTING
-    )
-    results = evaluate(config)
-    args.results.mkdir(parents=True, exist_ok=True)
-    write_results(results, args.results)
-    write_plots(results.summary, args.results, title="embedded model, test split")
+    if args.card_only:
+        results = load_results(args.results / "results.json")
+    else:
+        if args.dest.exists():
+            shutil.rmtree(args.dest)
+        args.dest.mkdir(parents=True)
+        for entry in sorted(args.run.iterdir()):
+            if entry.name not in SKIP and entry.is_file():
+                shutil.copy2(entry, args.dest / entry.name)
+        # the package's own copy is evaluated by its name, so that no machine path lands in results.json
+        model = "embedded" if args.dest.resolve() == EMBEDDED_DIR.resolve() else str(args.dest)
+        config = EvalConfig(
+            model=model, methods=CARD_METHODS, budgets=(CARD_BUDGET,), limit=args.limit, setting=CARD_SETTING
+        )
+        results = evaluate(config)
+        args.results.mkdir(parents=True, exist_ok=True)
+        write_results(results, args.results)
+        write_plots(results.summary, args.results, title="embedded model, test split")
 
     from hybridkv.models import load_model
 

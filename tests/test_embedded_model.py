@@ -73,6 +73,8 @@ def test_card_reproduces_a_staged_run_command_by_command():
     assert second == "python scripts/train_tiny_vlm.py --out runs/x --resume --word-code-loss 1 --stop-after 1300"
     assert third == "python scripts/train_tiny_vlm.py --out runs/x --resume --steps 3000 --word-code-loss 0.5"
     assert training_commands({"settings": {"steps": 6000}}) == ["python scripts/train_tiny_vlm.py --out runs/embedded"]
+    stopped = {"settings": {"steps": 6000}, "completed": False, "steps": 2800}  # stopped before its schedule ended
+    assert training_commands(stopped) == ["python scripts/train_tiny_vlm.py --out runs/embedded --stop-after 2800"]
 
 
 def test_embedded_is_the_default_and_a_missing_copy_names_the_fix(monkeypatch, tmp_path):

@@ -82,7 +82,7 @@ def quality_checks(rows: Sequence[SummaryRow]) -> dict[str, Any]:
 def training_commands(training: Mapping[str, Any], out: str = "runs/embedded") -> list[str]:
     """The ``train_tiny_vlm.py`` commands that reproduce a run from its ``training.json``: the first with its
     starting settings that differ from the defaults, then one resume per recorded change of settings
-    (staged guidance), each stopping where the next change was made."""
+    (staged guidance), each stopping where the next change was made, the last where the run stopped."""
     from .training import TrainSettings
 
     defaults = TrainSettings().to_json()
@@ -92,7 +92,8 @@ def training_commands(training: Mapping[str, Any], out: str = "runs/embedded") -
         for name, (before, _) in change["changed"].items():
             start[name] = before
     script = f"python scripts/train_tiny_vlm.py --out {out}"
-    stops = [f"--stop-after {c['step']}" for c in changes] + [""]
+    last = "" if training.get("completed", True) else f"--stop-after {training.get('steps')}"
+    stops = [f"--stop-after {c['step']}" for c in changes] + [last]
     first = _flags({k: v for k, v in start.items() if defaults.get(k) != v})
     commands = [" ".join(filter(None, (script, first, stops[0])))]
     for change, stop in zip(changes, stops[1:], strict=True):

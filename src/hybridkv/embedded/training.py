@@ -490,7 +490,8 @@ def _versions() -> dict[str, str]:
 def _settings_changes(log_path: Path) -> list[dict[str, Any]]:
     """The log's record of settings changed at resumes: ``{"step", "changed": {name: [before, after]}}``."""
     records = (json.loads(line) for line in log_path.read_text().splitlines() if '"settings_changed"' in line)
-    return [{"step": r["step"], "changed": r["settings_changed"]} for r in records]
+    at_step = {r["step"]: r["settings_changed"] for r in records}  # a resume redone from the same step wins
+    return [{"step": step, "changed": changed} for step, changed in sorted(at_step.items())]
 
 
 class _Log:
