@@ -379,3 +379,23 @@ def test_cli_refuses_bad_options_before_loading(tmp_path):
         run(_parse(["profile", "--out", str(tmp_path / "p.json"), "--theta", "2"]))
     with pytest.raises(ConfigError, match="unknown score"):
         run(_parse(["profile", "--out", str(tmp_path / "p.json"), "--score", "nope"]))
+
+
+def test_a_method_takes_a_profile_path_as_well_as_a_loaded_profile(tmp_path, tiny, made_up_profile):
+    import dataclasses
+
+    import torch
+
+    from hybridkv.config import HybridKVConfig
+    from hybridkv.profile import HeadProfile, save_profile
+
+    profile = made_up_profile(tiny("qwen2_5_vl"))  # its arrays share storage; saving needs them apart
+    apart = {
+        f.name: getattr(profile, f.name).clone()
+        for f in dataclasses.fields(profile)
+        if torch.is_tensor(getattr(profile, f.name))
+    }
+    path = tmp_path / "profile.json"
+    save_profile(dataclasses.replace(profile, **apart), path)
+    config = HybridKVConfig(budget=0.2, classify="profile", profile=str(path))
+    assert isinstance(config.profile, HeadProfile)

@@ -7,6 +7,7 @@ number of tokens per KV head (an int >= 1); *tokens* always count positions of o
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -54,7 +55,8 @@ class HybridKVConfig:
     dynamic_share: float = 0.5
     """For ``quantile``: the share of each layer's KV heads made dynamic (the least concentrated)."""
     profile: Any = None
-    """A ``hybridkv.profile.HeadProfile`` (needed by ``classify`` = profile / blend)."""
+    """A ``hybridkv.profile.HeadProfile``, or the path of a profile JSON, which is loaded (needed by
+    ``classify`` = profile / blend)."""
     margin: float = 0.05
     """For ``blend``: how far past theta an input's score must be to overturn the profile's type."""
     score_top_ratio: float = 0.05
@@ -126,6 +128,10 @@ class HybridKVConfig:
 
     def __post_init__(self) -> None:
         validate_budget(self.budget)
+        if isinstance(self.profile, str | os.PathLike):  # a path is as good as the loaded profile
+            from .profile import load_profile
+
+            object.__setattr__(self, "profile", load_profile(self.profile))
         if not (0.0 <= self.theta <= 1.0):
             raise ConfigError(f"theta must be in [0, 1], got {self.theta}")
         if not (0.0 < self.score_top_ratio <= 1.0):
