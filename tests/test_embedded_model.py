@@ -111,3 +111,13 @@ def test_demo_runs_on_suite_items_and_prints_expected_answers(capsys):
     out = capsys.readouterr().out
     for label in ("grid", "multi-image", "long prompt", "expected", "hybridkv", "full", "hybridkv eval"):
         assert label in out, label
+
+
+@shipped
+def test_the_embedded_model_ships_with_its_profile():
+    from hybridkv.profile import load_profile
+
+    loaded = load_model(EMBEDDED_MODEL)
+    profile = load_profile("embedded", model=loaded.model)  # the fingerprint matches the shipped weights
+    method = get_method("hybridkv-profile", budget=0.2, profile="embedded")
+    assert method.config.profile.score_name == profile.score_name

@@ -49,7 +49,11 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rule", choices=["threshold", "quantile"], default=None, help="online rule")
     p.add_argument("--dynamic-share", type=float, default=None, help="quantile rule: share of dynamic heads")
-    p.add_argument("--profile", default=None, help="a head profile written by `hybridkv profile`")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="a head profile written by `hybridkv profile` ('embedded': the embedded model's own)",
+    )
     p.add_argument("--margin", type=float, default=None, help="blend: margin needed to overturn the profile")
     p.add_argument(
         "--allocator",

@@ -301,11 +301,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def load_profile(path: str | os.PathLike[str], *, model: Any = None) -> HeadProfile:
-    """Read a profile; check its schema, its companion arrays, and (with ``model``) its fingerprint."""
+    """Read a profile; check its schema, its companion arrays, and (with ``model``) its fingerprint.
+
+    ``"embedded"`` names the profile shipped with the embedded model."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
-    manifest_path = Path(path)
+    from .defaults import EMBEDDED_DIR, EMBEDDED_MODEL
+
+    manifest_path = EMBEDDED_DIR / "profile.json" if str(path) == EMBEDDED_MODEL else Path(path)
     manifest = _read_manifest(manifest_path)
     try:
         arrays_info = manifest["arrays"]

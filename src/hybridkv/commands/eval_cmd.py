@@ -59,7 +59,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         default=None,
-        help="head profile file from `hybridkv profile` (needed by sparsemm and hybridkv-profile)",
+        help="head profile file from `hybridkv profile`, or embedded (the embedded model's own); "
+        "needed by sparsemm and hybridkv-profile",
     )
     p.add_argument(
         "--option",
