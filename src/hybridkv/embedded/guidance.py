@@ -19,6 +19,7 @@ None of them adds parameters, so checkpoints and the exported model are the same
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,7 @@ def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Ten
     known = (numbers >= 1) & (numbers <= MAX_IMAGE)  # 0 is the prompt's text (a listed word's place)
     if not known.any():
         return vectors.new_zeros(0)
-    generator = torch.Generator().manual_seed(1)
-    readout = torch.randn(vectors.shape[-1], MAX_IMAGE + 1, generator=generator) / vectors.shape[-1] ** 0.5
+    readout = _fixed_readout(1, vectors.shape[-1], MAX_IMAGE + 1)
     logits = vectors[known].float() @ readout.to(vectors.device)
     return torch.nn.functional.cross_entropy(logits, numbers[known], reduction="none")
 
@@ -111,8 +111,7 @@ def word_code_losses(vectors: torch.Tensor, word_ids: torch.Tensor, vocabulary: 
     known = valid.any(dim=1)
     if not known.any():
         return vectors.new_zeros(0)
-    generator = torch.Generator().manual_seed(2)
-    readout = torch.randn(vectors.shape[-1], vocabulary, generator=generator) / vectors.shape[-1] ** 0.5
+    readout = _fixed_readout(2, vectors.shape[-1], vocabulary)
     logp = torch.log_softmax(vectors[known].float() @ readout.to(vectors.device), dim=-1)
     ids, valid = word_ids[known], valid[known]
     picked = logp.gather(1, ids.clamp(min=0)) * valid
@@ -121,8 +120,16 @@ def word_code_losses(vectors: torch.Tensor, word_ids: torch.Tensor, vocabulary: 
 
 def _position_readout(width: int) -> torch.Tensor:
     """``(width, 2, MAX_POSITION + 1)``: one fixed random direction per row and per column index."""
-    generator = torch.Generator().manual_seed(0)
-    return torch.randn(width, 2, MAX_POSITION + 1, generator=generator) / width**0.5
+    return _fixed_readout(0, width, 2, MAX_POSITION + 1)
+
+
+@functools.cache
+def _fixed_readout(seed: int, width: int, *classes: int) -> torch.Tensor:
+    """``(width, *classes)`` random directions drawn from ``seed``, scaled by ``1/sqrt(width)``: the fixed codes'
+    read-outs, drawn once per shape (each term asks for its own at every micro-batch). Callers never write
+    to it."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(width, *classes, generator=generator) / width**0.5
 
 
 def word_tokens(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
