@@ -59,6 +59,18 @@ class LossWeights:
         return bool(self.lookup or self.query_position or self.image_code or self.word_code)
 
 
+# TrainSettings' loss weights, each with the LossWeights field it sets.
+LOSS_WEIGHT_SETTINGS: dict[str, str] = {
+    "visual_mean_penalty": "visual_mean_penalty",
+    "recognition_loss": "recognition",
+    "position_loss": "position",
+    "lookup_loss": "lookup",
+    "query_position_loss": "query_position",
+    "image_code_loss": "image_code",
+    "word_code_loss": "word_code",
+}
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """What defines a run's result; a resumed run must keep these (``steps`` may grow)."""
@@ -105,26 +117,10 @@ class TrainSettings:
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(
-            visual_mean_penalty=self.visual_mean_penalty,
-            recognition=self.recognition_loss,
-            position=self.position_loss,
-            lookup=self.lookup_loss,
-            query_position=self.query_position_loss,
-            image_code=self.image_code_loss,
-            word_code=self.word_code_loss,
-        )
+        return LossWeights(**{field: getattr(self, name) for name, field in LOSS_WEIGHT_SETTINGS.items()})
 
     def __post_init__(self) -> None:
-        weights = (
-            "visual_mean_penalty",
-            "recognition_loss",
-            "position_loss",
-            "lookup_loss",
-            "query_position_loss",
-            "image_code_loss",
-            "word_code_loss",
-        )
+        weights = tuple(LOSS_WEIGHT_SETTINGS)
         if min(getattr(self, name) for name in weights) < 0:
             raise ConfigError(
                 ", ".join(f"{name}={getattr(self, name)}" for name in weights) + ": loss weights must be non-negative"
@@ -187,17 +183,7 @@ class TrainResult:
 
 # Settings a resumed run may change: the schedule's length, and the weights of the dense training signals
 # (staged guidance: a signal added or dropped part-way, keeping the optimizer state and the schedule).
-CHANGEABLE_ON_RESUME = frozenset(
-    {
-        "steps",
-        "recognition_loss",
-        "position_loss",
-        "lookup_loss",
-        "query_position_loss",
-        "image_code_loss",
-        "word_code_loss",
-    }
-)
+CHANGEABLE_ON_RESUME = frozenset({"steps", *LOSS_WEIGHT_SETTINGS} - {"visual_mean_penalty"})
 
 
 def settings_for_resume(out_dir: Path, given: dict[str, Any]) -> TrainSettings:
