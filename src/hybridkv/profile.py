@@ -300,6 +300,13 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def profile_path(path: str | os.PathLike[str]) -> Path:
+    """The file a profile argument names: a path, or ``"embedded"`` for the embedded model's shipped profile."""
+    from .defaults import EMBEDDED_DIR, EMBEDDED_MODEL
+
+    return EMBEDDED_DIR / "profile.json" if str(path) == EMBEDDED_MODEL else Path(path)
+
+
 def load_profile(path: str | os.PathLike[str], *, model: Any = None) -> HeadProfile:
     """Read a profile; check its schema, its companion arrays, and (with ``model``) its fingerprint.
 
@@ -307,9 +314,7 @@ def load_profile(path: str | os.PathLike[str], *, model: Any = None) -> HeadProf
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
-    from .defaults import EMBEDDED_DIR, EMBEDDED_MODEL
-
-    manifest_path = EMBEDDED_DIR / "profile.json" if str(path) == EMBEDDED_MODEL else Path(path)
+    manifest_path = profile_path(path)
     manifest = _read_manifest(manifest_path)
     try:
         arrays_info = manifest["arrays"]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..defaults import DEFAULT_MODEL, EMBEDDED_MODEL
+from ..defaults import DEFAULT_MODEL
 from ..errors import ConfigError
 
 DEFAULT_METHODS: tuple[str, ...] = ("full", "hybridkv")
@@ -89,7 +88,9 @@ class EvalConfig:
             raise ConfigError(f"setting {self.setting!r} is not supported; choose one of: {', '.join(SETTINGS)}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError("model must be a non-empty name, e.g. " + DEFAULT_MODEL)
-        if self.profile is not None and self.profile != EMBEDDED_MODEL and not Path(self.profile).is_file():
+        from ..profile import profile_path
+
+        if self.profile is not None and not profile_path(self.profile).is_file():
             raise ConfigError(f"profile {self.profile} does not exist; write one with `hybridkv profile --out FILE`")
         self.build_methods()  # every method option and budget is checked here, not after the model loads
 
