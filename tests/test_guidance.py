@@ -119,16 +119,13 @@ def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
     generator = torch.Generator().manual_seed(0)
     sources = torch.rand(len(query), weights.shape[-1], generator=generator) < 0.3
     sources[:, 0] = False  # position 0 is padding in the shorter row: the model gives it weight 0 too
-    with torch.no_grad():
-        losses = lookup_token_losses(
-            attention,
-            captured[0]["hidden_states"],
-            captured[0]["position_embeddings"],
-            batch["attention_mask"],
-            query[:, 0],
-            query[:, 1],
-            sources,
-        )
+    inputs = (captured[0]["hidden_states"], captured[0]["position_embeddings"], batch["attention_mask"])
+
+    def losses_of(**late):
+        with torch.no_grad():
+            return lookup_token_losses(attention, *inputs, query[:, 0], query[:, 1], sources, **late)
+
+    losses = losses_of()
     expected_mass = (weights[query[:, 0], :, query[:, 1]] * sources[:, None, :]).sum(-1).mean(-1)
     kept = sources.any(dim=1)
     assert losses.shape == (int(kept.sum()),)
@@ -136,17 +133,7 @@ def test_lookup_loss_is_minus_log_of_the_last_layers_own_attention_mass(loaded):
     # with late sources, each half of the heads is scored on its own set
     late = torch.zeros_like(sources)
     late[0, 1:4] = True
-    with torch.no_grad():
-        split = lookup_token_losses(
-            attention,
-            captured[0]["hidden_states"],
-            captured[0]["position_embeddings"],
-            batch["attention_mask"],
-            query[:, 0],
-            query[:, 1],
-            sources,
-            late_sources=late,
-        )
+    split = losses_of(late_sources=late)
     per_head = weights[query[0, 0], :, query[0, 1]]  # (heads, keys)
     half = per_head.shape[0] // 2
     early_mass = (per_head[:half].mean(0) * sources[0]).sum()
