@@ -12,7 +12,6 @@ from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import Cache
 
 from .cache import HybridCache, storage_bytes
-from .errors import ConfigError
 from .methods import Method
 
 
@@ -120,17 +119,9 @@ def generation_record(
     ``setting="agnostic"`` compresses the prompt's context (and images) before its question is asked (see
     ``hybridkv.session``); ``"aware"`` compresses the whole prompt, question included.
     """
-    if setting == "agnostic":
-        from .data import split_question
-        from .session import ask_after_compression  # the session builds on this module
+    from .session import answer, setting_inputs  # the session builds on this module
 
-        context, question = split_question(prompt)
-        result = ask_after_compression(loaded, method, context, question, images, max_new_tokens=max_new_tokens)
-    elif setting == "aware":
-        inputs = loaded.build_inputs(prompt, images or None)
-        result = generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
-    else:
-        raise ConfigError(f"setting {setting!r} is not supported; use 'aware' or 'agnostic'")
+    result = answer(loaded, setting_inputs(loaded, prompt, images, setting), method, max_new_tokens=max_new_tokens)
     record: dict[str, Any] = {
         "setting": setting,
         "text": loaded.decode(result.new_tokens[0]),

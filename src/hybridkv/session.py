@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .errors import CacheStateError, InputError
-from .generation import GenerationResult, generate_with_cache
+from .errors import CacheStateError, ConfigError, InputError
+from .generation import GenerationResult, generate, generate_with_cache
 from .methods import Method
 from .models.base import require_token_prefix
 
@@ -128,17 +128,38 @@ class Session:
         self.cache = None
 
 
-def ask_after_compression(
-    loaded: Any,
-    method: Method,
-    context: str,
-    question: str,
-    images: Sequence[Image.Image] | None,
-    *,
-    max_new_tokens: int,
-) -> GenerationResult:
-    """One question-agnostic answer: ``context`` (and ``images``) prefilled and compressed, then ``question``
-    asked against the compressed cache; ``prefill_s`` covers both prefills."""
-    with Session(loaded, method, context=context, images=list(images or ())) as session:
-        result = session.ask(question, max_new_tokens=max_new_tokens).result
+@dataclass(frozen=True)
+class AgnosticInputs:
+    """A prompt split for the question-agnostic setting: what is compressed, and what is asked afterwards."""
+
+    context: str
+    question: str
+    images: list
+
+
+def setting_inputs(loaded: Any, prompt: str, images: Sequence[Image.Image] | None, setting: str) -> Any:
+    """The single place a prompt becomes inputs for a setting, for :func:`answer`.
+
+    ``aware``: the question is in the prompt that is prefilled, so compression can see it (model inputs).
+    ``agnostic``: the context (images and any text before the question) is compressed first; the question
+    comes after (:class:`AgnosticInputs`).
+    """
+    if setting == "aware":
+        return loaded.build_inputs(prompt, list(images or ()) or None)
+    if setting == "agnostic":
+        from .data import split_question
+
+        context, question = split_question(prompt)
+        return AgnosticInputs(context, question, list(images or ()))
+    raise ConfigError(f"setting {setting!r} is not supported; use 'aware' or 'agnostic'")
+
+
+def answer(loaded: Any, inputs: Any, method: Method, *, max_new_tokens: int) -> GenerationResult:
+    """Greedy answer of :func:`setting_inputs` with ``method``'s cache. In the agnostic setting the context is
+    prefilled and compressed, then the question asked against the compressed cache, and ``prefill_s``
+    covers both prefills."""
+    if not isinstance(inputs, AgnosticInputs):
+        return generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
+    with Session(loaded, method, context=inputs.context, images=inputs.images) as session:
+        result = session.ask(inputs.question, max_new_tokens=max_new_tokens).result
         return replace(result, prefill_s=session.prefill_s + result.prefill_s)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
 from .config import EvalConfig, RunSpec
 from .results import EvalResults, ItemRecord, finite_or_none
 from .tasks import EvalItem, get_task, load_items
@@ -21,45 +19,18 @@ from .tasks import EvalItem, get_task, load_items
 WARMUP_TOKENS = 2
 
 
-@dataclass(frozen=True)
-class AgnosticInputs:
-    """An item split for the question-agnostic setting: what is compressed, and what is asked afterwards."""
-
-    context: str
-    question: str
-    images: list
-
-
 def item_inputs(loaded: Any, item: EvalItem, setting: str) -> Any:
-    """The single place an item becomes model inputs.
+    """An item as inputs for ``setting`` (``hybridkv.session.setting_inputs``)."""
+    from ..session import setting_inputs
 
-    ``aware``: the question is in the prompt that is prefilled, so compression can see it. ``agnostic``: the
-    context (images and any text before the question) is compressed first; the question comes after.
-    """
-    if setting == "aware":
-        return loaded.build_inputs(item.prompt, list(item.images) or None)
-    if setting == "agnostic":
-        from ..data import split_question
-
-        context, question = split_question(item.prompt)
-        return AgnosticInputs(context, question, list(item.images))
-    raise ConfigError(f"setting {setting!r} is not supported; use 'aware' or 'agnostic'")
+    return setting_inputs(loaded, item.prompt, item.images, setting)
 
 
 def answer_item(loaded: Any, inputs: Any, method: Any, *, max_new_tokens: int) -> Any:
-    """Greedy answer of one item with ``method``'s cache: a :class:`hybridkv.generation.GenerationResult`.
+    """Greedy answer of one item with ``method``'s cache: a :class:`hybridkv.generation.GenerationResult`."""
+    from ..session import answer
 
-    In the agnostic setting ``prefill_s`` covers both prefills: the context's and the question's.
-    """
-    if isinstance(inputs, AgnosticInputs):
-        from ..session import ask_after_compression
-
-        return ask_after_compression(
-            loaded, method, inputs.context, inputs.question, inputs.images, max_new_tokens=max_new_tokens
-        )
-    from ..generation import generate
-
-    return generate(loaded.model, inputs, method, max_new_tokens=max_new_tokens)
+    return answer(loaded, inputs, method, max_new_tokens=max_new_tokens)
 
 
 def _record(loaded: Any, item: EvalItem, spec: RunSpec, result: Any) -> ItemRecord:
