@@ -63,6 +63,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from hybridkv.data import TASKS  # noqa: E402
+from hybridkv.embedded.mixture import MIXTURES  # noqa: E402
 from hybridkv.embedded.training import (  # noqa: E402
     CHECKPOINT_DIR,
     RunOptions,
@@ -98,6 +99,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--seed", type=int, help=f"initial weights and data order (default {DEFAULTS.seed})")
     run.add_argument(
         "--max-tokens", type=int, help=f"padded tokens per micro-batch; memory vs speed (default {DEFAULTS.max_tokens})"
+    )
+    run.add_argument(
+        "--mixture",
+        choices=tuple(MIXTURES),
+        help="named task mixture (default 'default'; 'weak-tasks' is a second stage, with --init, weighted towards "
+        "the tasks a first stage left weakest)",
     )
     run.add_argument(
         "--tasks", help=f"comma-separated subset of the suite to train on (default all: {','.join(TASKS)})"
@@ -200,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "image_code_loss": args.image_code_loss,
         "word_code_loss": args.word_code_loss,
         "init": args.init,
+        "mixture": args.mixture,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
     }
     if args.resume:

@@ -253,3 +253,40 @@ def test_init_copies_a_trained_models_weights_and_refuses_other_folders(tmp_path
         assert torch.equal(a, b), name
     with pytest.raises(ConfigError, match="not a model directory"):
         load_initial_weights(target, str(tmp_path))
+
+
+def test_named_mixtures_cover_every_task_and_unknown_names_fail():
+    from hybridkv.data import TASKS
+    from hybridkv.embedded.mixture import MIXTURES
+    from hybridkv.embedded.training import TrainSettings
+
+    for name, mixture in MIXTURES.items():
+        assert {v.task for v in mixture} == set(TASKS), name
+    assert TrainSettings(mixture="weak-tasks").mixture == "weak-tasks"
+    with pytest.raises(ConfigError, match="weak-tasks"):
+        TrainSettings(mixture="weak")
+
+
+def test_video_follow_ups_ask_about_another_object_the_question_fits():
+    """A clip's follow-up makes another object the asked one (object 0): one that appears after the first
+    frame, or one that moves; only train-split questions, and only where such an object exists."""
+    import numpy as np
+
+    from hybridkv.data import content_key
+    from hybridkv.data.seeding import split_of
+    from hybridkv.data.tasks.video import direction_of
+    from hybridkv.embedded.questions import follow_ups
+
+    asked = 0
+    for item in generate_items("video", "train", 60):
+        for extra in follow_ups(item, 3, np.random.default_rng(0)):
+            asked += 1
+            target = extra.meta["objects"][0]
+            assert target != item.meta["objects"][0]
+            assert sorted(map(str, extra.meta["objects"])) == sorted(map(str, item.meta["objects"]))
+            assert split_of("video", content_key("video", extra.meta)) == "train"
+            if item.meta["question"] == "appear":
+                assert target["start"] > 0 and extra.answer == str(target["start"] + 1)
+            else:
+                assert extra.answer == direction_of(target)
+    assert asked > 10

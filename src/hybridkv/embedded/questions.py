@@ -8,7 +8,8 @@ later turns as follow-ups) multiplies the supervised tokens at almost no extra c
 A follow-up changes only what is asked (which cell, which image, which object, which list item), never
 the images. The suite assigns splits by content, and what is asked is part of the content, so every
 follow-up is checked to be a train-split item before it is used: no validation or test question is
-ever trained on. Video items get no follow-ups.
+ever trained on. A video follow-up asks about another object of the same clip that the same question
+fits (one that appears after the first frame, or one that moves); most clips have none.
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def _text_copy(meta: Mapping[str, Any], rng: np.random.Generator) -> Meta:
     return {**meta, "item": int(rng.integers(len(meta["words"]))) + 1}
 
 
+def _video(meta: Mapping[str, Any], rng: np.random.Generator) -> Meta:
+    """Another object of the clip becomes the asked one (object 0), if the clip's question fits it."""
+    objects = meta["objects"]
+    if meta["question"] == "appear":
+        fits = [i for i, o in enumerate(objects) if i and o["start"] > 0]
+    else:
+        fits = [i for i, o in enumerate(objects) if i and (o["vx"] or o["vy"])]
+    if not fits:
+        return dict(meta)
+    chosen = fits[int(rng.integers(len(fits)))]
+    return {**meta, "objects": [objects[chosen], *(o for i, o in enumerate(objects) if i != chosen)]}
+
+
 REASK: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], Meta]] = {
     "grid": _grid,
     "long_mixed": _long_mixed,
@@ -71,6 +85,7 @@ REASK: Mapping[str, Callable[[Mapping[str, Any], np.random.Generator], Meta]] = 
     "attribute": _attribute,
     "counting": _counting,
     "text_copy": _text_copy,
+    "video": _video,
 }
 
 

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
 from .examples import ANSWER_GUIDANCE, IGNORE_INDEX, Example, collate, micro_batches
 from .guidance import GUIDANCE_TERMS, LookupGuide, position_token_losses, recognition_token_losses
-from .mixture import DEFAULT_MIXTURE, Variant, select
+from .mixture import named_mixture, select
 from .model import build_untrained
 from .prefetch import StepData
 from .schedule import learning_rate
@@ -84,6 +84,8 @@ class TrainSettings:
     seed: int = 0
     max_tokens: int = 512
     tasks: tuple[str, ...] | None = None
+    mixture: str = "default"
+    """Name of the task mixture drawn from (``hybridkv.embedded.mixture.MIXTURES``)."""
     follow_ups: int = 3
     visual_mean_penalty: float = 0.1
     """Weight of a penalty on the mean visual token (see :func:`train_step_loss`); 0 turns it off."""
@@ -136,6 +138,7 @@ class TrainSettings:
             raise ConfigError("lr and grad_clip must be positive, warmup_steps and weight_decay non-negative")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be a non-negative integer")
+        named_mixture(self.mixture)
         if self.tasks is not None:
             object.__setattr__(self, "tasks", tuple(self.tasks))
 
@@ -167,7 +170,6 @@ class RunOptions:
     device: str = "cpu"
     data_workers: int = 0
     """Processes that prepare the next steps' examples while the model trains (0: in the main process)."""
-    mixture: Sequence[Variant] = field(default=DEFAULT_MIXTURE)
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     torch.manual_seed(settings.seed)
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mixture = select(options.mixture, settings.tasks)
+    mixture = select(named_mixture(settings.mixture), settings.tasks)
     loaded = build_untrained(settings.seed)
     if settings.init is not None and not options.resume:  # a resumed run takes its weights from the checkpoint
         load_initial_weights(loaded, settings.init)
