@@ -71,6 +71,13 @@ def test_full_budget_is_exact_with_summed_chunk_scoring(tiny):
     check_full_budget(tiny, "qwen2_5_vl", "one_image", "dynamic", chunk_scoring="sum")
 
 
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_full_budget_is_exact_with_image_tile_chunks(tiny, family):
+    """Tiles regroup the cold tokens (partial chunks at every image edge); every chunk retrieved is still
+    the stock cache. chunk_size 9: 3x3 tiles, so most images' edges leave partial tiles."""
+    check_full_budget(tiny, family, "two_images", "dynamic", chunk_shape="tiles", chunk_size=9)
+
+
 def last_cases():
     """One case per family: two images for the VLMs, text for the text-only models."""
     for family in FAMILIES:
@@ -97,7 +104,8 @@ def check_full_budget(tiny, family, case, head_types, method=None, **options):
     ref = greedy(loaded.model, inputs, DynamicCache(config=text_config))
 
     if method is None:
-        method = HybridKV(budget=1.0, head_types=head_types, chunk_size=8, window=8, sinks=2, **options)
+        settings = {"budget": 1.0, "head_types": head_types, "chunk_size": 8, "window": 8, "sinks": 2}
+        method = HybridKV(**{**settings, **options})
     with method(loaded.model):
         cache = method.make_cache(loaded.model, inputs)
         out = greedy(loaded.model, inputs, cache)

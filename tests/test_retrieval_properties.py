@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridkv.cache.chunk_store import ChunkStore, slot_counts
+from hybridkv.cache.chunk_store import ChunkStore, runs_of, slot_counts
 from hybridkv.cache.hot_store import HotStore
 from hybridkv.cache.summaries import chunk_bounds, upper_bound_scores
 from hybridkv.cache.tiers import HostTier
@@ -16,10 +16,12 @@ from hybridkv.kernels import merge_partials, segment_attention, tail_attention
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 
 
-def make_store(bodies_k, bodies_v, n_select, chunk, extra):
+def make_store(bodies_k, bodies_v, n_select, chunk, extra, chunk_sizes=None):
     """A chunk store whose slots live in a hot store with no resident tokens (so only chunks are attended)."""
     heads = len(bodies_k)
-    n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, chunk, extra)
+    if chunk_sizes is None:
+        chunk_sizes = [runs_of(t.shape[0], chunk) for t in bodies_k]
+    n_slots = slot_counts([len(sizes) for sizes in chunk_sizes], n_select, extra)
     empty = torch.zeros(0, bodies_k[0].shape[-1])
     hot = HotStore(
         empty,
@@ -39,6 +41,7 @@ def make_store(bodies_k, bodies_v, n_select, chunk, extra):
         tier=HostTier(),
         device=torch.device("cpu"),
         scoring="max",
+        chunk_sizes=chunk_sizes,
     )
     return store, hot
 
@@ -78,15 +81,25 @@ def test_chunk_score_never_below_true_max(seed, n_chunks, chunk, dim, rows, scal
     chunk=st.integers(1, 8),
     group=st.integers(1, 3),
     extra=st.integers(0, 2),
+    uneven=st.booleans(),
 )
-def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, group, extra):
-    """Heads with different token counts (partial last chunks); budget covers all chunks."""
+def test_retrieving_all_chunks_equals_dense_attention(seed, lengths, chunk, group, extra, uneven):
+    """Heads with different token counts (partial last chunks, or partial chunks anywhere, as image tiles
+    and text runs give); budget covers all chunks."""
     g = torch.Generator().manual_seed(seed)
     dim, heads = 8, len(lengths)
     bodies_k = [torch.randn(n, dim, generator=g) for n in lengths]
     bodies_v = [torch.randn(n, dim, generator=g) for n in lengths]
-    n_chunks = [-(-n // chunk) for n in lengths]
-    store, hot = make_store(bodies_k, bodies_v, n_chunks, chunk, extra)
+    sizes = [runs_of(n, chunk) for n in lengths]
+    if uneven:  # cut each body at random points into chunks of 1..chunk tokens
+        sizes = []
+        for n in lengths:
+            cuts: list[int] = []
+            while sum(cuts) < n:
+                cuts.append(min(n - sum(cuts), int(torch.randint(1, chunk + 1, (1,), generator=g))))
+            sizes.append(cuts)
+    n_chunks = [len(s) for s in sizes]
+    store, hot = make_store(bodies_k, bodies_v, n_chunks, chunk, extra, sizes)
     query = torch.randn(heads, group, dim, generator=g)
     chosen, valid = store.select(query)
     assert int(valid.sum()) == sum(n_chunks)

@@ -108,6 +108,12 @@ class HybridKVConfig:
     long-context validation split (docs/results.md), so all of them share it."""
     chunk_size: int = 16
     """Tokens per chunk of a dynamic head in the cold tier."""
+    chunk_shape: str = "sequence"
+    """How a dynamic head's tokens are grouped into chunks: ``sequence`` (runs of consecutive positions, as
+    Quest's pages) or ``tiles`` (beyond the paper: an image's tokens in square tiles of side
+    ``isqrt(chunk_size)``, text in runs, where the model's adapter knows the image grids; see
+    ``hybridkv.cache.chunking``). Tiles scored below runs on the embedded model (docs/method.md, section 4),
+    so they are an option, not the default."""
     dynamic_core: float = 0.0
     """Beyond the paper: the share of a dynamic head's retrieval budget spent on a resident core, the tokens
     its selector ranks highest at prefill (as a static head keeps them); the rest goes to retrieved chunks,
@@ -174,6 +180,10 @@ class HybridKVConfig:
             raise ConfigError(f"dynamic_core must be in [0, 1), got {self.dynamic_core}")
         if self.pooling_kernel % 2 == 0:
             raise ConfigError(f"pooling_kernel must be odd so pooling keeps positions, got {self.pooling_kernel}")
+        from .cache.chunking import CHUNK_SHAPES
+
+        if self.chunk_shape not in CHUNK_SHAPES:
+            raise ConfigError(f"chunk_shape must be one of {', '.join(CHUNK_SHAPES)}, got {self.chunk_shape!r}")
         if self.chunk_scoring not in ("sum", "max"):
             raise ConfigError(f"chunk_scoring must be 'sum' or 'max', got {self.chunk_scoring!r}")
         if self.cold_tier not in ("host", "disk"):

@@ -40,6 +40,7 @@ class ChunkStore:
         tier: HostTier | DiskTier,
         device: torch.device,
         scoring: ChunkScoring,
+        chunk_sizes: list[list[int]] | None = None,
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
 
@@ -47,16 +48,18 @@ class ChunkStore:
         ``slots`` are (keys [TS, C, D], values [TS, C, D], active [TS, C]) views of the layer's hot store,
         with ``n_slots[h]`` consecutive slots per head (see ``slot_counts``).
 
-        Each head's tokens are cut into chunks of ``chunk_size``; a partial last chunk is padded with
-        copies of its last key (harmless for min/max) and its padding is never attended.
+        Each head's tokens are cut into consecutive chunks of ``chunk_sizes[h]`` tokens (each at most
+        ``chunk_size``; default: runs of ``chunk_size``, see ``hybridkv.cache.chunking``); a partial chunk
+        is padded with copies of its last key (harmless for min/max) and its padding is never attended.
         """
         self.device = device
         self.scoring = scoring
         self.chunk_size = c = chunk_size
-        n_tokens = torch.tensor([t.shape[0] for t in tokens_k], dtype=torch.long)
-        n_chunks = (n_tokens + c - 1) // c
-        bodies_k = [_pad_to_chunks(t, c) for t in tokens_k]
-        bodies_v = [_pad_to_chunks(t, c) for t in tokens_v]
+        if chunk_sizes is None:
+            chunk_sizes = [runs_of(t.shape[0], c) for t in tokens_k]
+        n_chunks = torch.tensor([len(sizes) for sizes in chunk_sizes], dtype=torch.long)
+        bodies_k = [_pad_chunks(t, sizes, c) for t, sizes in zip(tokens_k, chunk_sizes, strict=True)]
+        bodies_v = [_pad_chunks(t, sizes, c) for t, sizes in zip(tokens_v, chunk_sizes, strict=True)]
         self.n_heads = len(bodies_k)
         head_dim = bodies_k[0].shape[2]
         seg_dtype = torch.int16 if max(segments) < 2**15 else torch.int32
@@ -64,11 +67,7 @@ class ChunkStore:
         self.n_select = torch.tensor(n_select, dtype=torch.long, device=device)
         self.n_chunks = n_chunks.to(device)
         self.chunk_offset = (torch.cumsum(n_chunks, 0) - n_chunks).to(device)
-        last = n_tokens - (n_chunks - 1) * c
-        lens = [torch.full((int(n),), c, dtype=torch.int16) for n in n_chunks]
-        for lst, n_last in zip(lens, last.tolist(), strict=True):
-            lst[-1] = n_last
-        self.chunk_len = torch.cat(lens).to(device)  # real tokens per chunk
+        self.chunk_len = torch.tensor([n for sizes in chunk_sizes for n in sizes], dtype=torch.int16).to(device)
 
         # resident bounds, padded across heads only to the longest prompt of the batch (tiny: 1/64 of KV)
         c_max = int(n_chunks.max())
@@ -206,15 +205,20 @@ class ChunkStore:
         return [self.cold_k, self.cold_v] + (list(self._stage) if self._stage is not None else [])
 
 
-def slot_counts(n_tokens: list[int], n_select: list[int], chunk_size: int, extra_slots: int) -> list[int]:
+def slot_counts(n_chunks: list[int], n_select: list[int], extra_slots: int) -> list[int]:
     """Resident slots per dynamic head: what one step attends, plus ``extra_slots`` kept for reuse."""
-    return [min(-(-n // chunk_size), s + extra_slots) for n, s in zip(n_tokens, n_select, strict=True)]
+    return [min(n, s + extra_slots) for n, s in zip(n_chunks, n_select, strict=True)]
 
 
-def _pad_to_chunks(tokens: torch.Tensor, chunk_size: int) -> torch.Tensor:
-    """[n, D] -> [ceil(n / C), C, D], padding with copies of the last token."""
-    n = tokens.shape[0]
-    pad = (-n) % chunk_size
-    if pad:
-        tokens = torch.cat([tokens, tokens[-1:].expand(pad, -1)])
-    return tokens.reshape(-1, chunk_size, tokens.shape[-1])
+def runs_of(n_tokens: int, chunk_size: int) -> list[int]:
+    """Chunk sizes of ``n_tokens`` cut in runs of ``chunk_size`` (the last one partial)."""
+    return [chunk_size] * (n_tokens // chunk_size) + ([n_tokens % chunk_size] if n_tokens % chunk_size else [])
+
+
+def _pad_chunks(tokens: torch.Tensor, sizes: list[int], chunk_size: int) -> torch.Tensor:
+    """[n, D] cut into chunks of ``sizes`` -> [len(sizes), C, D], each padded with copies of its last token."""
+    lengths = torch.tensor(sizes, dtype=torch.long, device=tokens.device)
+    offsets = torch.cumsum(lengths, 0) - lengths
+    within = torch.arange(chunk_size, device=tokens.device)
+    index = offsets[:, None] + torch.minimum(within[None, :], lengths[:, None] - 1)
+    return tokens[index]

@@ -18,6 +18,9 @@ class CacheContext:
 
     config: HybridKVConfig
     token_types: torch.Tensor | None
+    layout: torch.Tensor | None
+    """[B, L, 3]: (image, row, column) of each visual token, -1 for text (``ModelAdapter.visual_layout``);
+    None when the prompt's image grids are not known (chunks are then runs of positions)."""
     tier: HostTier | DiskTier
     recorder: StatsRecorder
     num_layers: int = 1

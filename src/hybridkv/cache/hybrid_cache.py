@@ -16,14 +16,24 @@ class HybridCache(Cache):
     """Pass as ``model.generate(..., past_key_values=cache)`` on a model running the hybridkv attention.
 
     One cache serves one batch of prompts: ``token_types`` ([B, L], see ``TokenType``) tells text from
-    visual positions for text-prior pruning; without it every position counts as text.
+    visual positions for text-prior pruning; without it every position counts as text. ``layout``
+    ([B, L, 3], see ``ModelAdapter.visual_layout``) places visual tokens in their image's grid, so that
+    dynamic heads' chunks can be image tiles (``HybridKVConfig.chunk_shape``).
     """
 
-    def __init__(self, num_layers: int, config: HybridKVConfig, token_types: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        config: HybridKVConfig,
+        token_types: torch.Tensor | None = None,
+        layout: torch.Tensor | None = None,
+    ) -> None:
         self.config = config
         self.ctx = CacheContext(
             config=config,
             token_types=None if token_types is None else token_types.detach().long(),
+            # only tiles read it; a layout not needed is not held
+            layout=None if layout is None or config.chunk_shape != "tiles" else layout.detach().long(),
             tier=make_tier(config.cold_tier, config.cold_dir),
             recorder=StatsRecorder(),
             num_layers=num_layers,
@@ -38,8 +48,8 @@ class HybridCache(Cache):
         self.ctx.recorder = StatsRecorder()
 
     def hot_bytes(self) -> int:
-        """Every layer's resident tensors, plus the prompt's token-type map the cache holds."""
-        return sum(layer.hot_bytes() for layer in self.layers) + storage_bytes([self.ctx.token_types])
+        """Every layer's resident tensors, plus the prompt's token-type map and layout the cache holds."""
+        return sum(layer.hot_bytes() for layer in self.layers) + storage_bytes([self.ctx.token_types, self.ctx.layout])
 
     def cold_bytes(self) -> int:
         return sum(layer.cold_bytes() for layer in self.layers)

@@ -26,7 +26,8 @@ from ..errors import CacheStateError, InputError
 from ..kernels import merge_partials, segment_attention, tail_attention
 from ..token_types import TokenType
 from .allocation import fastv_ranking, layer_budgets
-from .chunk_store import ChunkStore, slot_counts
+from .chunk_store import ChunkStore, runs_of, slot_counts
+from .chunking import chunk_groups
 from .context import CacheContext
 from .decode_eviction import DecodeEviction
 from .hot_store import HotStore
@@ -252,12 +253,13 @@ class HybridLayer(CacheLayerMixin):
         hot_tokens: list[list[int]],
         cold_tokens: list[list[int]],
         priority: torch.Tensor,
-    ) -> list[tuple[int, int, slice | torch.Tensor, int]]:
+    ) -> list[tuple[int, int, slice | torch.Tensor, int, list[int]]]:
         """Lay out each dynamic head (once per prefill): marks its sinks, window and core resident, fills the
         token counts.
 
-        Returns (b, h, body, n_select) for every dynamic head with a body to retrieve from; the body (a slice,
-        or positions when there is a core) is the middle of the prompt less the core, in position order.
+        Returns (b, h, body, n_select, chunk sizes) for every dynamic head with a body to retrieve from; the
+        body (a slice, or positions when there is a core or image tiles) is the middle of the prompt less the
+        core, in chunk order.
         """
         cfg = self.ctx.config
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
@@ -284,15 +286,28 @@ class HybridLayer(CacheLayerMixin):
             hot_tokens[bi][hi] = lay.attended_tokens
             cold_tokens[bi][hi] = lay.body
             if lay.body:
-                plan.append((bi, hi, body, lay.n_select))
+                body, sizes = self._chunked(bi, body)
+                n_select = len(sizes) if lay.n_select >= lay.n_chunks else lay.n_select  # all of them, or what fits
+                plan.append((bi, hi, body, n_select, sizes))
         return plan
+
+    def _chunked(self, row: int, body: slice | torch.Tensor) -> tuple[slice | torch.Tensor, list[int]]:
+        """The body in chunk order, and its chunks' sizes: image tiles where the prompt's layout is known
+        and the config asks for tiles, runs of ``chunk_size`` otherwise (``hybridkv.cache.chunking``)."""
+        cfg = self.ctx.config
+        layout = self.ctx.layout
+        if cfg.chunk_shape == "sequence" or layout is None:
+            n = body.stop - body.start if isinstance(body, slice) else body.shape[0]
+            return body, runs_of(n, cfg.chunk_size)
+        positions = torch.arange(body.start, body.stop) if isinstance(body, slice) else body
+        return chunk_groups(positions.to(layout.device), layout[row], cfg.chunk_size)
 
     def _store(
         self,
         key: torch.Tensor,
         value: torch.Tensor,
         resident: torch.Tensor,
-        plan: list[tuple[int, int, slice | torch.Tensor, int]],
+        plan: list[tuple[int, int, slice | torch.Tensor, int, list[int]]],
         query: torch.Tensor,
     ) -> None:
         """Pack the resident tokens into the hot store and the dynamic heads' middles into the chunk store."""
@@ -305,10 +320,11 @@ class HybridLayer(CacheLayerMixin):
             self.hot = HotStore(key[resident], value[resident], resident_seg)
             return
         segments = [bi * hkv + hi for bi, hi, *_ in plan]
-        n_select = [n for *_, n in plan]
-        bodies_k = [key[bi, hi, body] for bi, hi, body, _ in plan]
-        bodies_v = [value[bi, hi, body] for bi, hi, body, _ in plan]
-        n_slots = slot_counts([t.shape[0] for t in bodies_k], n_select, cfg.chunk_size, cfg.lru_extra_chunks)
+        n_select = [n for *_, n, _ in plan]
+        sizes = [chunk_sizes for *_, chunk_sizes in plan]
+        bodies_k = [key[bi, hi, body] for bi, hi, body, *_ in plan]
+        bodies_v = [value[bi, hi, body] for bi, hi, body, *_ in plan]
+        n_slots = slot_counts([len(s) for s in sizes], n_select, cfg.lru_extra_chunks)
         slot_seg = torch.repeat_interleave(
             torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
         )
@@ -324,6 +340,7 @@ class HybridLayer(CacheLayerMixin):
             tier=self.ctx.tier,
             device=key.device,
             scoring=cfg.chunk_scoring,
+            chunk_sizes=sizes,
         )
         self.dyn_index = torch.tensor([(bi, hi) for bi, hi, *_ in plan], dtype=torch.long, device=key.device)
         # warm the slots with the chunks the observation window itself would pick

@@ -10,7 +10,8 @@ from .hybridkv import HybridKV
 
 @dataclass(init=False)
 class Quest(HybridKV):
-    """Every head retrieves its top chunks by min/max key bounds at each step; budgets split evenly."""
+    """Every head retrieves its top chunks by min/max key bounds at each step; budgets split evenly; chunks are
+    Quest's pages, runs of consecutive positions."""
 
     name: ClassVar[str] = "quest"
-    defaults: ClassVar[dict[str, Any]] = {"head_types": "dynamic", "allocator": "uniform"}
+    defaults: ClassVar[dict[str, Any]] = {"head_types": "dynamic", "allocator": "uniform", "chunk_shape": "sequence"}

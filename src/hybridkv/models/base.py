@@ -7,7 +7,7 @@ function, and a per-position token type. Everything else stays stock transformer
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +36,8 @@ class ModelAdapter:
     model_class: str
     language_model_path: str
     processor_class: type[ProcessorMixin] | None = None
+    layout: Callable[[Mapping[str, torch.Tensor], PretrainedConfig], torch.Tensor | None] | None = None
+    """Places visual tokens in their image's grid (see :meth:`visual_layout`); None where unknown."""
 
     def text_config(self, config: PretrainedConfig) -> PretrainedConfig:
         """The language model's config (layers, heads, KV heads, head_dim) whatever the nesting."""
@@ -88,6 +90,13 @@ class ModelAdapter:
                 if token_id is not None:
                     types[input_ids == token_id] = int(kind)
         return types
+
+    def visual_layout(self, inputs: Mapping[str, torch.Tensor], config: PretrainedConfig) -> torch.Tensor | None:
+        """``[B, L, 3]`` (image, row, column) of each visual token, -1 for text, so that retrieval can fetch
+        image tiles (``hybridkv.cache.chunking``); None for text-only prompts and families without a layout."""
+        if self.layout is None or not isinstance(inputs, Mapping):
+            return None
+        return self.layout(inputs, config)
 
 
 ImagesArg = Sequence[Image.Image] | Sequence[Sequence[Image.Image]] | None

@@ -8,6 +8,7 @@ The language model sits at ``model.model.language_model``; the vision tower's co
 from __future__ import annotations
 
 from hybridkv.models.base import ModelAdapter
+from hybridkv.models.layout import merged_grid_layout
 from hybridkv.models.processors import (
     ImageOnlyQwen2_5_VLProcessor,
     ImageOnlyQwen2VLProcessor,
@@ -21,6 +22,7 @@ QWEN2_VL = ModelAdapter(
     model_class="Qwen2VLForConditionalGeneration",
     language_model_path="model.language_model",
     processor_class=ImageOnlyQwen2VLProcessor,
+    layout=merged_grid_layout,
 )
 
 QWEN2_5_VL = ModelAdapter(
@@ -30,6 +32,7 @@ QWEN2_5_VL = ModelAdapter(
     model_class="Qwen2_5_VLForConditionalGeneration",
     language_model_path="model.language_model",
     processor_class=ImageOnlyQwen2_5_VLProcessor,
+    layout=merged_grid_layout,
 )
 
 QWEN3_VL = ModelAdapter(
@@ -39,4 +42,5 @@ QWEN3_VL = ModelAdapter(
     model_class="Qwen3VLForConditionalGeneration",
     language_model_path="model.language_model",
     processor_class=ImageOnlyQwen3VLProcessor,
+    layout=merged_grid_layout,
 )
