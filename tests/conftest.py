@@ -22,6 +22,15 @@ def _tiny(family: str):
     return tiny_random_model(family)
 
 
+@pytest.fixture(scope="module")
+def loaded():
+    """The embedded model's architecture with random weights (seed 0), built afresh for each test module
+    (training tests may change its weights)."""
+    from hybridkv.embedded.model import build_untrained
+
+    return build_untrained(seed=0)
+
+
 @pytest.fixture
 def tiny():
     """``tiny(family)`` -> a LoadedModel, built once per session and shared (never mutated by tests)."""

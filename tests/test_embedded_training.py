@@ -35,11 +35,6 @@ def script():
     return module
 
 
-@pytest.fixture(scope="module")
-def model():
-    return build_untrained(seed=0)
-
-
 def _losses(out: Path) -> list[float]:
     records = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     return [r["loss"] for r in records if "loss" in r]
@@ -102,11 +97,11 @@ def test_time_budget_stops_cleanly_and_resume_refuses_changed_settings(script, t
         torch.set_num_threads(threads)
 
 
-def test_labels_cover_only_answer_and_end_of_turn(model):
-    tok = model.tokenizer
+def test_labels_cover_only_answer_and_end_of_turn(loaded):
+    tok = loaded.tokenizer
     for task in ("grid", "text_copy", "video"):
         item = generate_items(task, "train", 1)[0]
-        example = encode(model, item)
+        example = encode(loaded, item)
         supervised = example.labels != IGNORE_INDEX
         answer = tok(item.answer, add_special_tokens=False)["input_ids"]
         assert example.labels[supervised].tolist() == [*answer, tok.eos_token_id]
@@ -114,30 +109,30 @@ def test_labels_cover_only_answer_and_end_of_turn(model):
         n = len(answer) + 1
         assert supervised[-n:].all() and not supervised[:-n].any()
         assert tok.decode(example.input_ids[-n:]) == item.answer + tok.eos_token
-        prompt = model.build_inputs(item.prompt, [*item.images, *(item.video or ())])["input_ids"][0]
+        prompt = loaded.build_inputs(item.prompt, [*item.images, *(item.video or ())])["input_ids"][0]
         assert torch.equal(example.input_ids[:-n], prompt)
 
 
-def test_per_label_losses_leave_out_end_of_turn(model):
+def test_per_label_losses_leave_out_end_of_turn(loaded):
     from hybridkv.embedded.training import answer_token_losses, train_step_loss
 
-    tok = model.tokenizer
-    examples = [encode(model, item) for item in generate_items("text_copy", "train", 3, distractor_prob=0.0)]
+    tok = loaded.tokenizer
+    examples = [encode(loaded, item) for item in generate_items("text_copy", "train", 3, distractor_prob=0.0)]
     torch.manual_seed(0)
-    step_loss, per_label = train_step_loss(model, examples, max_tokens=4096)
-    model.model.zero_grad(set_to_none=True)
+    step_loss, per_label = train_step_loss(loaded, examples, max_tokens=4096)
+    loaded.model.zero_grad(set_to_none=True)
     with torch.no_grad():
-        losses, _, targets = answer_token_losses(model, collate(examples, tok.pad_token_id))
+        losses, _, targets = answer_token_losses(loaded, collate(examples, tok.pad_token_id))
     words = targets != tok.eos_token_id
     assert words.sum() == 3 and (~words).sum() == 3  # one word and one end-of-turn per answer
     assert step_loss == pytest.approx(float(losses.mean()), rel=1e-4)  # the optimised loss keeps both
     assert per_label["text_copy"] == pytest.approx(float(losses[words].mean()), abs=1e-4)
 
 
-def test_collate_left_pads_and_masks_padding(model):
+def test_collate_left_pads_and_masks_padding(loaded):
     items = [generate_items(t, "train", 1)[0] for t in ("attribute", "text_copy", "counting")]
-    examples = [encode(model, it) for it in items]
-    batch = collate(examples, model.tokenizer.pad_token_id)
+    examples = [encode(loaded, it) for it in items]
+    batch = collate(examples, loaded.tokenizer.pad_token_id)
     width = max(len(e) for e in examples)
     assert batch["input_ids"].shape == batch["labels"].shape == (3, width)
     for row, example in enumerate(examples):
@@ -181,14 +176,14 @@ def test_batches_depend_on_seed_and_step_only_and_follow_the_curriculum():
     assert sum(n in easy for n in first) > 2 * sum(n in easy for n in last)
 
 
-def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
+def test_prefetched_steps_equal_steps_prepared_in_the_main_process(loaded):
     """Workers only move the data work elsewhere: every tensor of every step is the same."""
     from hybridkv.embedded.prefetch import StepData
     from hybridkv.embedded.training import TrainSettings
 
     settings = TrainSettings(steps=50, batch_size=3, follow_ups=1, readouts=1)
     mixture = select(DEFAULT_MIXTURE, None)
-    with StepData(model, mixture, settings) as here, StepData(model, mixture, settings, workers=2) as ahead:
+    with StepData(loaded, mixture, settings) as here, StepData(loaded, mixture, settings, workers=2) as ahead:
         for step in (0, 1, 2, 7):  # a skipped step is computed on demand
             mine, theirs = here.get(step, 50), ahead.get(step, 50)
             assert [e.label for e in mine] == [e.label for e in theirs]
@@ -205,14 +200,17 @@ def test_prefetched_steps_equal_steps_prepared_in_the_main_process(model):
                     assert (x is None and y is None) or torch.equal(x, y), name
 
 
-def test_late_workers_are_shut_and_the_step_is_prepared_here(model):
+def test_late_workers_are_shut_and_the_step_is_prepared_here(loaded):
     """A worker that does not answer in time costs a warning, never a hung run or different data."""
     from hybridkv.embedded.prefetch import StepData
     from hybridkv.embedded.training import TrainSettings
 
     settings = TrainSettings(steps=5, batch_size=2)
     mixture = select(DEFAULT_MIXTURE, None)
-    with StepData(model, mixture, settings) as here, StepData(model, mixture, settings, workers=1, timeout_s=0) as late:
+    with (
+        StepData(loaded, mixture, settings) as here,
+        StepData(loaded, mixture, settings, workers=1, timeout_s=0) as late,
+    ):
         with pytest.warns(RuntimeWarning, match="main process"):
             first = late.get(0, 5)  # the spawned worker is still importing torch
         assert late._pool is None
@@ -222,15 +220,15 @@ def test_late_workers_are_shut_and_the_step_is_prepared_here(model):
             assert all(torch.equal(a.input_ids, b.input_ids) for a, b in zip(mine, examples, strict=True))
 
 
-def test_readouts_add_supervised_turns_after_the_question(model):
+def test_readouts_add_supervised_turns_after_the_question(loaded):
     from hybridkv.embedded.mixture import Variant
     from hybridkv.embedded.prefetch import step_examples
     from hybridkv.embedded.training import TrainSettings
 
     mixture = (Variant("tc", "text_copy", 1.0, {"distractor_prob": 0.0}),)
-    plain = step_examples(model, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0), 0)
-    read = step_examples(model, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0, readouts=1), 0)
-    tok = model.tokenizer
+    plain = step_examples(loaded, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0), 0)
+    read = step_examples(loaded, mixture, TrainSettings(steps=5, batch_size=2, follow_ups=0, readouts=1), 0)
+    tok = loaded.tokenizer
     for a, b in zip(plain, read, strict=True):
         assert torch.equal(b.input_ids[: len(a)], a.input_ids)  # the item's own turn is unchanged
         tail = tok.decode(b.input_ids[len(a) :])

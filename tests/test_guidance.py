@@ -14,13 +14,7 @@ from hybridkv.embedded.guidance import (
     token_contents,
     word_tokens,
 )
-from hybridkv.embedded.model import build_untrained
 from hybridkv.embedded.visual_targets import IGNORE
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return build_untrained(seed=0)
 
 
 def _visual_ids(loaded) -> tuple[int, int]:

@@ -8,7 +8,6 @@ import torch
 from hybridkv.data import generate_items
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.embedded.examples import collate, encode
-from hybridkv.embedded.model import build_untrained
 from hybridkv.embedded.visual_targets import (
     COL,
     IGNORE,
@@ -21,11 +20,6 @@ from hybridkv.embedded.visual_targets import (
     item_boxes,
     visual_targets,
 )
-
-
-@pytest.fixture(scope="module")
-def loaded():
-    return build_untrained(seed=0)
 
 
 def _words(blocks) -> list[list[tuple[str, ...]]]:
