@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hybridkv.defaults import EMBEDDED_DIR  # noqa: E402
 from hybridkv.embedded.card import CARD_BUDGET, architecture_of, model_card, quality_checks  # noqa: E402
-from hybridkv.embedded.training import CHECKPOINT_DIR, SUMMARY_FILE  # noqa: E402
+from hybridkv.embedded.training import CHECKPOINT_DIR, SUMMARY_FILE, init_training  # noqa: E402
 from hybridkv.errors import HybridKVError  # noqa: E402
 from hybridkv.eval import EvalConfig, evaluate  # noqa: E402
 from hybridkv.eval.plots import write_plots  # noqa: E402
@@ -82,6 +82,9 @@ def main() -> int:
         f"--limit {args.limit} --setting {CARD_SETTING} --out {args.results}"
     )
     training = json.loads((args.run / SUMMARY_FILE).read_text())
+    earlier = init_training(training)  # a run exported before training.json kept its --init run's
+    if earlier is not None:
+        training["init_training"] = earlier
     card = model_card(
         training,
         results.summary,

@@ -75,6 +75,24 @@ def test_card_reproduces_a_staged_run_command_by_command():
     assert training_commands({"settings": {"steps": 6000}}) == ["python scripts/train_tiny_vlm.py --out runs/embedded"]
     stopped = {"settings": {"steps": 6000}, "completed": False, "steps": 2800}  # stopped before its schedule ended
     assert training_commands(stopped) == ["python scripts/train_tiny_vlm.py --out runs/embedded --stop-after 2800"]
+    second_stage = {
+        "settings": {"steps": 700, "init": "runs/somewhere", "mixture": "weak-tasks"},
+        "init_training": stopped,
+    }
+    assert training_commands(second_stage) == [
+        "python scripts/train_tiny_vlm.py --out runs/embedded-stage1 --stop-after 2800",
+        "python scripts/train_tiny_vlm.py --out runs/embedded --init runs/embedded-stage1 --mixture weak-tasks "
+        "--steps 700",
+    ]
+    card = model_card(
+        {**second_stage, "steps": 700, "seconds": 60},
+        [],
+        items_per_task=1,
+        parameters=1,
+        weights_bytes=1,
+        eval_command="x",
+    )
+    assert "Stage 1 of 2: 2800 optimizer steps" in card and "Stage 2 of 2: from the previous stage's weights" in card
 
 
 def test_embedded_is_the_default_and_a_missing_copy_names_the_fix(monkeypatch, tmp_path):

@@ -79,15 +79,34 @@ def quality_checks(rows: Sequence[SummaryRow]) -> dict[str, Any]:
     return out
 
 
+def training_stages(training: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The runs that made a model, first to last: each ``--init`` run's ``training.json`` before its own."""
+    stages = [training]
+    while "init_training" in stages[0]:
+        stages.insert(0, stages[0]["init_training"])
+    return stages
+
+
 def training_commands(training: Mapping[str, Any], out: str = "runs/embedded") -> list[str]:
-    """The ``train_tiny_vlm.py`` commands that reproduce a run from its ``training.json``: the first with its
-    starting settings that differ from the defaults, then one resume per recorded change of settings
-    (staged guidance), each stopping where the next change was made, the last where the run stopped."""
+    """The ``train_tiny_vlm.py`` commands that reproduce a run from its ``training.json``, stage after stage
+    (a stage started with ``--init`` from the one before, into ``OUT-stageK``): each stage's first command
+    with its starting settings that differ from the defaults, then one resume per recorded change of
+    settings (staged guidance), each stopping where the next change was made, the last where it stopped."""
+    stages = training_stages(training)
+    outs = [f"{out}-stage{k}" for k in range(1, len(stages))] + [out]
+    commands: list[str] = []
+    for k, stage in enumerate(stages):
+        init = {"init": outs[k - 1]} if k else {}
+        commands += _stage_commands(stage, outs[k], init)
+    return commands
+
+
+def _stage_commands(training: Mapping[str, Any], out: str, overrides: Mapping[str, Any]) -> list[str]:
     from .training import TrainSettings
 
     defaults = TrainSettings().to_json()
     changes = sorted(training.get("settings_changes", []), key=lambda c: c["step"])
-    start = dict(training.get("settings", {}))
+    start = {**training.get("settings", {}), **overrides}
     for change in reversed(changes):  # undo the changes, latest first
         for name, (before, _) in change["changed"].items():
             start[name] = before
@@ -111,6 +130,24 @@ def _flags(values: Mapping[str, Any]) -> str:
     return " ".join(f"--{name.replace('_', '-')} {text(v)}" for name, v in sorted(values.items()) if v is not None)
 
 
+def _stage_lines(stages: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for k, stage in enumerate(stages, start=1):
+        settings = stage.get("settings", {})
+        name = f"Stage {k} of {len(stages)}: " if len(stages) > 1 else ""
+        start = "from the previous stage's weights, " if settings.get("init") else ""
+        lines.append(
+            f"- {name}{start}{stage.get('steps')} optimizer steps of {settings.get('batch_size')} items, task "
+            f"mixture `{settings.get('mixture', 'default')}` (AdamW, peak lr {settings.get('lr')}, "
+            f"{settings.get('warmup_steps')} warmup steps, cosine decay), seed {stage.get('seed')}, "
+            f"{stage.get('seconds', 0) / 60:.0f} min on CPU ({stage.get('threads')} threads in its last segment)."
+        )
+    total = sum(stage.get("seconds", 0) for stage in stages) / 60
+    if len(stages) > 1:
+        lines.append(f"- {total:.0f} min of training in all.")
+    return lines
+
+
 def model_card(
     training: Mapping[str, Any],
     rows: Sequence[SummaryRow],
@@ -122,8 +159,6 @@ def model_card(
     architecture: Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown for the model card: what the model is, how it was trained, and how well it answers."""
-    settings = training.get("settings", {})
-    minutes = training.get("seconds", 0) / 60
     methods = [r for r in rows if r.budget in (None, CARD_BUDGET)]
     tasks = list(next((r.accuracy for r in rows if r.method == "full"), {}))
     checks = quality_checks(rows)
@@ -145,9 +180,7 @@ def model_card(
         "",
         "## Training",
         "",
-        f"- {training.get('steps')} optimizer steps of {settings.get('batch_size')} items "
-        f"(AdamW, peak lr {settings.get('lr')}, {settings.get('warmup_steps')} warmup steps, cosine decay), "
-        f"seed {training.get('seed')}, {minutes:.0f} min on {training.get('threads')} CPU threads.",
+        *_stage_lines(training_stages(training)),
         "- Data: items generated on the fly from the train split, mixed by task with a short curriculum from "
         "easy variants to the suite's defaults (the mixture is in `training.json`). The validation and test "
         "splits never appear in training: the suite assigns splits by content.",

@@ -289,8 +289,21 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
         "mixture": [v.to_json() for v in mixture],
         "versions": _versions(),
     }
+    earlier = init_training(summary)
+    if earlier is not None:
+        summary["init_training"] = earlier
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return TrainResult(step, step >= settings.steps, elapsed(), validation, losses)
+
+
+def init_training(training: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``training.json`` of the run whose weights started this one (``--init``), kept with it so that a
+    staged model's card can tell and reproduce every stage; None for a run from scratch."""
+    if "init_training" in training:
+        return training["init_training"]
+    init = training.get("settings", {}).get("init")
+    path = None if init is None else Path(init) / SUMMARY_FILE
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
 
 
 def _train_step(
