@@ -238,3 +238,48 @@ def test_summary_means_tasks_equally_and_plots_a_reference_only_run(tmp_path):
     assert compressed.kv_hot_bytes == 200 and compressed.hot_ratio == 0.2 and compressed.decode_ms_per_token is None
     paths = write_plots(rows[:1], tmp_path)  # the reference alone still gives two valid figures
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths.values())
+
+
+def test_runs_split_by_task_merge_into_the_run_made_at_once(run_dir, tmp_path):
+    """Sharding an evaluation by task and merging gives the same answers and summary as one run; runs that
+    differ in what makes answers comparable, or repeat an answer, are refused with the reason."""
+    from hybridkv.errors import InputError
+    from hybridkv.eval.merge import merge_results
+
+    whole = load_results(run_dir)
+    shards = []
+    for task in ("attribute", "text_copy"):
+        out = tmp_path / task
+        args = _parse(*SMALL, "--no-progress", "--out", str(out), "--tasks", task)
+        assert args.handler(args) == 0
+        shards.append(load_results(out))
+    parser = argparse.ArgumentParser(prog="hybridkv")
+    eval_cmd.add_merge_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["merge", str(tmp_path / "attribute"), str(tmp_path / "text_copy"), "--out", str(tmp_path / "m")]
+    )
+    assert args.handler(args) == 0
+    merged = load_results(tmp_path / "m")
+
+    def answers(results):
+        return sorted((r.id, r.method, r.budget or 0.0, r.prediction, r.kv_hot_bytes) for r in results.records)
+
+    assert answers(merged) == answers(whole)
+    assert merged.config.tasks == whole.config.tasks and merged.metadata["items"] == whole.metadata["items"]
+    assert [(r.method, r.budget, r.accuracy) for r in merged.summary] == [
+        (r.method, r.budget, r.accuracy) for r in whole.summary
+    ]
+    assert len(merged.metadata["merged_from"]) == 2
+
+    def table(path):  # all but the decode time, which is measured
+        return [line.rsplit("|", 2)[0] for line in (path / "table.md").read_text().splitlines()]
+
+    assert table(tmp_path / "m") == table(run_dir)
+    with pytest.raises(InputError, match="two of the runs"):
+        merge_results([shards[0], shards[0]])
+    other = _parse(
+        *SMALL, "--no-progress", "--out", str(tmp_path / "agn"), "--tasks", "text_copy", "--setting", "agnostic"
+    )
+    assert other.handler(other) == 0
+    with pytest.raises(InputError, match="setting"):
+        merge_results([shards[0], load_results(tmp_path / "agn")])

@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
+    eval_cmd.add_merge_parser(sub)
     return parser
 
 

@@ -124,19 +124,26 @@ def _check_out(out: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write results.json and the plots, print the table."""
+    """Evaluate, write results.json, the table and the plots, print the table."""
     config = config_from_args(args)
     out = _check_out(args.out)
 
+    from ..eval.runner import evaluate
+
+    write_outputs(evaluate(config, progress=not args.no_progress), out)
+    return 0
+
+
+def write_outputs(results: Any, out: Path) -> None:
+    """results.json, table.md and the two plots under ``out``; the table printed, and what was written."""
     from rich.console import Console
 
     from ..eval.plots import write_plots
     from ..eval.report import print_summary, summary_markdown
     from ..eval.results import write_results
-    from ..eval.runner import evaluate
     from ..io import atomic_write
 
-    results = evaluate(config, progress=not args.no_progress)
+    config = results.config
     results_path = write_results(results, out)
     subtitle = f"{results.metadata['model']['name']}, {results.metadata['items']} {config.split} items"
     plots = write_plots(results.summary, out, title=subtitle)
@@ -146,4 +153,26 @@ def run(args: argparse.Namespace) -> int:
     atomic_write(table_path, lambda handle: handle.write(markdown))
     wrote = ", ".join(str(p) for p in (results_path, table_path, *plots.values()))
     Console().print(f"{len(results.records)} answers in {results.metadata['elapsed_s']:.1f} s; wrote {wrote}")
+
+
+def add_merge_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``merge`` on the CLI's sub-parsers."""
+    p = subparsers.add_parser(
+        "merge",
+        help="merge the results of evaluations that split the work (by task, method or budget) into one",
+        description="Read several results.json (files or --out directories of `hybridkv eval`) that agree on "
+        "model, split, seed, items per task, setting and options, and write their union as one run: "
+        "results.json, table and plots. Run shards in parallel, e.g. one process per task, then merge.",
+    )
+    p.add_argument("results", nargs="+", help="results.json files or the directories holding them")
+    p.add_argument("--out", required=True, help="output directory for the merged run")
+    p.set_defaults(handler=run_merge)
+    return p
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from ..eval.merge import merge_results
+    from ..eval.results import load_results
+
+    write_outputs(merge_results([load_results(p) for p in args.results]), _check_out(args.out))
     return 0
