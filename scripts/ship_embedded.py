@@ -83,8 +83,9 @@ def main() -> int:
     )
     training = json.loads((args.run / SUMMARY_FILE).read_text())
     earlier = init_training(training)  # a run exported before training.json kept its --init run's
-    if earlier is not None:
+    if earlier is not None and "init_training" not in training:
         training["init_training"] = earlier
+        (args.dest / SUMMARY_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n")
     card = model_card(
         training,
         results.summary,
