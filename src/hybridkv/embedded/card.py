@@ -130,6 +130,10 @@ def _flags(values: Mapping[str, Any]) -> str:
     return " ".join(f"--{name.replace('_', '-')} {text(v)}" for name, v in sorted(values.items()) if v is not None)
 
 
+def _threads(n: Any) -> str:
+    return "1 thread" if n == 1 else f"{n} threads"
+
+
 def _stage_lines(stages: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for k, stage in enumerate(stages, start=1):
@@ -140,7 +144,7 @@ def _stage_lines(stages: Sequence[Mapping[str, Any]]) -> list[str]:
             f"- {name}{start}{stage.get('steps')} optimizer steps of {settings.get('batch_size')} items, task "
             f"mixture `{settings.get('mixture', 'default')}` (AdamW, peak lr {settings.get('lr')}, "
             f"{settings.get('warmup_steps')} warmup steps, cosine decay), seed {stage.get('seed')}, "
-            f"{stage.get('seconds', 0) / 60:.0f} min on CPU ({stage.get('threads')} threads in its last segment)."
+            f"{stage.get('seconds', 0) / 60:.0f} min on CPU ({_threads(stage.get('threads'))} in its last segment)."
         )
     total = sum(stage.get("seconds", 0) for stage in stages) / 60
     if len(stages) > 1:
