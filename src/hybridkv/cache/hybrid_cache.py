@@ -32,8 +32,7 @@ class HybridCache(Cache):
         self.ctx = CacheContext(
             config=config,
             token_types=None if token_types is None else token_types.detach().long(),
-            # only tiles read it; a layout not needed is not held
-            layout=None if layout is None or config.chunk_shape != "tiles" else layout.detach().long(),
+            layout=None if layout is None else layout.detach().long(),
             tier=make_tier(config.cold_tier, config.cold_dir),
             recorder=StatsRecorder(),
             num_layers=num_layers,

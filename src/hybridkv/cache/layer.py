@@ -264,6 +264,7 @@ class HybridLayer(CacheLayerMixin):
         cfg = self.ctx.config
         first_real = (key_valid.long().cumsum(-1) == 0).sum(-1).tolist()  # left padding per row
         plan = []
+        chunked: dict[tuple[int, int, int], tuple[slice | torch.Tensor, list[int]]] = {}  # heads sharing a body
         for bi, hi in (~static).nonzero().tolist():
             lay = dynamic_layout(
                 lengths[bi],
@@ -286,7 +287,13 @@ class HybridLayer(CacheLayerMixin):
             hot_tokens[bi][hi] = lay.attended_tokens
             cold_tokens[bi][hi] = lay.body
             if lay.body:
-                body, sizes = self._chunked(bi, body)
+                if isinstance(body, slice):  # without a core, a row's heads of one layout share their body
+                    key = (bi, body.start, body.stop)
+                    if key not in chunked:
+                        chunked[key] = self._chunked(bi, body)
+                    body, sizes = chunked[key]
+                else:
+                    body, sizes = self._chunked(bi, body)
                 n_select = len(sizes) if lay.n_select >= lay.n_chunks else lay.n_select  # all of them, or what fits
                 plan.append((bi, hi, body, n_select, sizes))
         return plan
@@ -300,7 +307,7 @@ class HybridLayer(CacheLayerMixin):
             n = body.stop - body.start if isinstance(body, slice) else body.shape[0]
             return body, runs_of(n, cfg.chunk_size)
         positions = torch.arange(body.start, body.stop) if isinstance(body, slice) else body
-        return chunk_groups(positions.to(layout.device), layout[row], cfg.chunk_size)
+        return chunk_groups(positions, layout[row], cfg.chunk_size)
 
     def _store(
         self,

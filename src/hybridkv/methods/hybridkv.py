@@ -40,7 +40,8 @@ class HybridKV(Method):
             self.config.profile.check_model(model)  # a profile of another model fails before any work
         text_config = adapter.text_config(model.config)
         token_types = adapter.token_types(inputs, model.config) if inputs is not None else None
-        layout = adapter.visual_layout(inputs, model.config) if inputs is not None else None
+        tiles = inputs is not None and self.config.chunk_shape == "tiles"  # only tiles read the layout
+        layout = adapter.visual_layout(inputs, model.config) if tiles else None
         return HybridCache(text_config.num_hidden_layers, self.config, token_types, layout)
 
     @contextmanager
