@@ -8,10 +8,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hybridkv.budget import (
+    MIN_CHUNK_TOKENS,
+    MIN_SELECTED_CHUNKS,
     adaptive_allocation,
     allocate_layer,
     dynamic_layout,
     fastv_layer_budgets,
+    fit_window_and_chunks,
     input_adaptive_factor,
     modality_allocation,
     modality_quotas,
@@ -409,3 +412,34 @@ def test_input_adaptive_factor_only_ever_shrinks_and_is_bounded(concentration, r
     assert 0.5 <= factor <= 1.0
     if concentration <= reference:
         assert factor == 1.0  # an input at least as spread as calibration keeps the layer's whole share
+
+
+@SETTINGS
+@given(
+    head_budget=st.integers(0, 5000),
+    sinks=st.integers(0, 8),
+    window=st.integers(1, 64),
+    chunk_size=st.integers(1, 64),
+)
+def test_fitted_window_and_chunks_stay_within_the_configured_sizes(head_budget, sinks, window, chunk_size):
+    w, c = fit_window_and_chunks(head_budget, sinks=sinks, window=window, chunk_size=chunk_size)
+    assert 1 <= w <= window and w <= max(1, head_budget // 4)
+    assert 1 <= c <= chunk_size
+    assert c >= min(chunk_size, MIN_CHUNK_TOKENS)
+    room = head_budget - sinks - w
+    if c < chunk_size and c > MIN_CHUNK_TOKENS:  # shrunk only as far as needed for the minimum count
+        assert room // c >= MIN_SELECTED_CHUNKS and room < MIN_SELECTED_CHUNKS * chunk_size
+
+
+def test_budgets_that_afford_the_configured_sizes_keep_them():
+    # 10% of 2,000 tokens: 200 per head, enough for the window of 16 and 4 chunks of 16
+    assert fit_window_and_chunks(200, sinks=4, window=16, chunk_size=16) == (16, 16)
+    assert fit_window_and_chunks(84, sinks=4, window=16, chunk_size=16) == (16, 16)
+
+
+def test_a_short_prompt_gets_room_to_retrieve():
+    # 10% of a 262-token grid item: 27 tokens per head; the paper sizes would leave 7 and no chunk
+    assert fit_window_and_chunks(27, sinks=4, window=16, chunk_size=16) == (6, 4)
+    # 2%: 6 tokens; one token of window, chunks floored at MIN_CHUNK_TOKENS
+    assert fit_window_and_chunks(6, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
+    assert fit_window_and_chunks(0, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)

@@ -35,7 +35,28 @@ def test_manual_decode_loop_equals_generate(tiny, family, head_types):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava", "qwen3"])
 @pytest.mark.parametrize("budget", [0.1, 1.0])
 def test_left_padded_batch_matches_batch_of_one(tiny, family, budget):
-    check_left_padded_batch(tiny, family, HybridKV(budget=budget, chunk_size=8, window=8, sinks=2))
+    check_left_padded_batch(
+        tiny, family, HybridKV(budget=budget, chunk_size=8, window=8, sinks=2, fit_short_prompts=False)
+    )
+
+
+def test_a_batch_shares_the_window_and_chunks_its_shortest_prompt_affords(tiny):
+    """With ``fit_short_prompts`` the layout is one per batch (documented): the shortest row sets it."""
+    from hybridkv.budget import fit_window_and_chunks, prompt_tokens_budget
+
+    loaded = tiny("qwen3")
+    prompts = ["Short one. " * 12, "A somewhat longer prompt about the picture, please. " * 20]
+    method = HybridKV(budget=0.1, chunk_size=16, window=16, sinks=2)
+    inputs = loaded.build_inputs(prompts, None)
+    with method(loaded.model), torch.inference_mode():
+        cache = method.make_cache(loaded.model, inputs)
+        loaded.model(**inputs, past_key_values=cache)
+    shortest = min(cache.stats().prompt_tokens)
+    expected = fit_window_and_chunks(prompt_tokens_budget(0.1, shortest, floor=0), sinks=2, window=16, chunk_size=16)
+    assert expected != (16, 16)  # the test's prompts are short enough to need fitting
+    assert (cache.ctx.config.kept_window, cache.ctx.config.chunk_size) == expected
+    assert cache.ctx.config.window == 16  # heads and tokens are still scored by the whole observation window
+    assert (cache.ctx.requested.kept_window, cache.ctx.requested.chunk_size) == (16, 16)
 
 
 @pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])
@@ -48,7 +69,8 @@ def test_left_padded_batch_matches_batch_of_one_for_the_new_baselines(tiny, made
     if name == "sparsemm":
         options["profile"] = made_up_profile(loaded)
     budget = 0.5 if name == "fastv" else 0.1
-    check_left_padded_batch(tiny, "qwen2_5_vl", get_method(name, budget=budget, window=8, sinks=2, **options))
+    method = get_method(name, budget=budget, window=8, sinks=2, fit_short_prompts=False, **options)
+    check_left_padded_batch(tiny, "qwen2_5_vl", method)
 
 
 def check_left_padded_batch(tiny, family, method):

@@ -33,6 +33,32 @@ def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) ->
     return max(min(floor, prompt_len), min(tokens, prompt_len))
 
 
+# At most this share of a head's budget goes to the observation window on a short prompt.
+WINDOW_SHARE = 0.25
+# A dynamic head should be able to pick at least this many chunks, where its budget allows.
+MIN_SELECTED_CHUNKS = 4
+# Chunks never shrink below this many tokens: each costs two key vectors of summary in the hot tier, so
+# a smaller chunk's summaries would weigh more than the tokens a head attends.
+MIN_CHUNK_TOKENS = 4
+
+
+def fit_window_and_chunks(head_budget: int, *, sinks: int, window: int, chunk_size: int) -> tuple[int, int]:
+    """The (window, chunk size) a head budget of ``head_budget`` tokens can afford.
+
+    Why: with the paper-sized window (16) and chunks (16), a 10% budget of a 260-token prompt (26 tokens)
+    is all sinks and window, so a dynamic head retrieves nothing and every method degenerates into
+    StreamingLLM. The window therefore takes at most ``WINDOW_SHARE`` of the budget (at least one token),
+    and chunks shrink until ``MIN_SELECTED_CHUNKS`` of them fit beside sinks and window (never below
+    ``MIN_CHUNK_TOKENS``). Budgets that already afford the configured sizes keep them unchanged.
+    """
+    if head_budget < 0 or sinks < 0 or window < 1 or chunk_size < 1:
+        raise ValueError("head_budget and sinks must be >= 0, window and chunk_size >= 1")
+    fitted_window = min(window, max(1, int(head_budget * WINDOW_SHARE)))
+    room = head_budget - sinks - fitted_window
+    fitted_chunk = min(chunk_size, max(MIN_CHUNK_TOKENS, room // MIN_SELECTED_CHUNKS))
+    return fitted_window, fitted_chunk
+
+
 @dataclass(frozen=True)
 class DynamicLayout:
     """How a dynamic head of one prompt splits into always-resident tokens and retrievable chunks.

@@ -99,7 +99,11 @@ class HybridKVConfig:
     head_types: HeadTypePolicy = "online"
     """``online`` classifies per input; ``static`` / ``dynamic`` force every head (the paper's ablations)."""
     window: int = 16
-    """Observation window: the prompt's last tokens, whose queries score heads and tokens; always kept."""
+    """Observation window: the prompt's last tokens, whose queries score heads and tokens; kept as the recent
+    window unless ``recent_window`` says otherwise."""
+    recent_window: int | None = None
+    """The prompt's last tokens every head keeps; None: the observation window. ``fit_short_prompts`` lowers it
+    on short prompts (scoring still reads the whole observation window)."""
     sinks: int = 4
     """First prompt tokens always kept (attention sinks)."""
     pooling_kernel: int = 15
@@ -108,6 +112,12 @@ class HybridKVConfig:
     long-context validation split (docs/results.md), so all of them share it."""
     chunk_size: int = 16
     """Tokens per chunk of a dynamic head in the cold tier."""
+    fit_short_prompts: bool = True
+    """Beyond the paper: where a head's budget cannot afford ``window`` and ``MIN_SELECTED_CHUNKS`` chunks of
+    ``chunk_size`` beside the sinks (short prompts, small budgets), shrink the window to a quarter of the
+    budget and the chunks to fit (``hybridkv.budget.fit_window_and_chunks``; every method alike; the queries
+    that score heads and tokens are still the whole observation window). False keeps the configured sizes, so
+    short prompts keep only sinks and window."""
     chunk_shape: str = "sequence"
     """How a dynamic head's tokens are grouped into chunks: ``sequence`` (runs of consecutive positions, as
     Quest's pages) or ``tiles`` (beyond the paper: an image's tokens in square tiles of side
@@ -174,6 +184,8 @@ class HybridKVConfig:
         for name in ("window", "chunk_size", "pooling_kernel"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.recent_window is not None and self.recent_window < 0:
+            raise ConfigError(f"recent_window must be >= 0 (or None: the observation window), got {self.recent_window}")
         if self.sinks < 0 or self.lru_extra_chunks < 0:
             raise ConfigError("sinks and lru_extra_chunks must be >= 0")
         if not (0.0 <= self.dynamic_core < 1.0):
@@ -240,6 +252,11 @@ class HybridKVConfig:
                     "this head profile has no per-head visual attention (it predates the visual_mass array); "
                     "re-run `hybridkv profile --model M --out profile.json` and pass the new profile"
                 )
+
+    @property
+    def kept_window(self) -> int:
+        """The recent tokens every head keeps (``recent_window``, else the observation window)."""
+        return self.window if self.recent_window is None else self.recent_window
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options; a profile is recorded by what it was measured on, not its arrays."""

@@ -38,7 +38,7 @@ def layer_budgets(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """Per-head budgets [B, H_kv] of this layer, and for ``modality`` the (text, visual) tokens per head."""
     cfg = ctx.config
-    floor = cfg.sinks + cfg.window
+    floor = cfg.sinks + cfg.kept_window
     b, hkv = static.shape
     device = importance.device
     if cfg.allocator in ("fastv", "profile"):  # budgets set for the whole model, read at this layer
@@ -59,7 +59,7 @@ def layer_budgets(
     if cfg.allocator == "adaptive":  # each row's real tokens first, as the allocator expects
         order = torch.argsort((~key_valid).to(torch.int8), dim=-1, stable=True)
         real_first = importance.gather(-1, order[:, None, :].expand_as(importance)).cpu()
-    kw = dict(floor=floor, sinks=cfg.sinks, window=cfg.window, chunk_size=cfg.chunk_size, r=cfg.r)
+    kw = dict(floor=floor, sinks=cfg.sinks, window=cfg.kept_window, chunk_size=cfg.chunk_size, r=cfg.r)
     if cfg.allocator == "pyramid":  # the layer's share of the whole model's budget, one row at a time
         scales = [scale] * len(lengths) if isinstance(scale, float) else scale
         budgets = torch.cat(
@@ -118,7 +118,7 @@ def _modality_split(
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """MadaKV: each head's spare split by its modality preference; what it cannot use is carried on."""
     cfg = ctx.config
-    prot = protected_positions(key_valid, sinks=cfg.sinks, window=cfg.window)
+    prot = protected_positions(key_valid, sinks=cfg.sinks, window=cfg.kept_window)
     candidates = key_valid & ~prot
     is_text = types == TokenType.TEXT
     n_text = (candidates & is_text).sum(-1).tolist()

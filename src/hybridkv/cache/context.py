@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
+from ..budget import fit_window_and_chunks, prompt_tokens_budget
 from ..config import HybridKVConfig
 from .stats import StatsRecorder
 from .tiers import DiskTier, HostTier
@@ -28,3 +29,25 @@ class CacheContext:
     prefill: dict[str, Any] = field(default_factory=dict)
     """What one prefill hands from layer to layer (FastV's ranking, MadaKV's carried budget); layer 0
     starts it afresh and the last layer clears it, so nothing of it outlives the prefill."""
+    requested: HybridKVConfig | None = None
+    """The config the cache was built with; ``config`` is it fitted to the current prompt (``fit_to_prompt``)."""
+
+    def __post_init__(self) -> None:
+        if self.requested is None:
+            self.requested = self.config
+
+    def fit_to_prompt(self, prompt_len: int) -> HybridKVConfig:
+        """Set ``config`` to the requested one with the recent window and chunk size a prompt of ``prompt_len``
+        tokens can afford (``HybridKVConfig.fit_short_prompts``); called by the first layer at each prefill,
+        with the shortest real prompt of the batch, so every layer and row shares one layout."""
+        cfg = self.requested
+        if cfg.fit_short_prompts:
+            head_budget = prompt_tokens_budget(cfg.budget, prompt_len, floor=0)
+            recent, chunk = fit_window_and_chunks(
+                head_budget, sinks=cfg.sinks, window=max(1, cfg.kept_window), chunk_size=cfg.chunk_size
+            )
+            recent = min(recent, cfg.kept_window)
+            if (recent, chunk) != (cfg.kept_window, cfg.chunk_size):
+                cfg = replace(cfg, recent_window=recent, chunk_size=chunk)
+        self.config = cfg
+        return cfg

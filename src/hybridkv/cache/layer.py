@@ -170,12 +170,13 @@ class HybridLayer(CacheLayerMixin):
         """Classify heads from the observation window and keep, per head, what its type needs."""
         if self.phase is not Phase.PREFILLED:
             raise CacheStateError(f"layer {self.layer_idx}: compress() called in phase {self.phase.value}")
-        cfg = self.ctx.config
         key, value = self.keys, self.values
         b, hkv, length, _ = key.shape
+        key_valid = key_validity(attention_mask, b, length, key.device)
         if self.layer_idx == 0:
             self.ctx.prefill.clear()
-        key_valid = key_validity(attention_mask, b, length, key.device)
+            self.ctx.fit_to_prompt(int(key_valid.sum(-1).min()))
+        cfg = self.ctx.config
         types = self._token_types(b, length, key.device)
         with self.ctx.recorder.timed("classify"):  # part of "compress"; reported to show its cost
             win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
@@ -205,9 +206,9 @@ class HybridLayer(CacheLayerMixin):
         # static heads: their selector's choice; dynamic heads: sinks (+ window, below) stay resident
         priority = SELECTORS[cfg.selector](importance, types, key_valid)
         if split is None:
-            keep = keep_by_priority(priority, key_valid, budgets, sinks=cfg.sinks, window=cfg.window)
+            keep = keep_by_priority(priority, key_valid, budgets, sinks=cfg.sinks, window=cfg.kept_window)
         else:
-            keep = keep_by_modality(priority, types, key_valid, *split, sinks=cfg.sinks, window=cfg.window)
+            keep = keep_by_modality(priority, types, key_valid, *split, sinks=cfg.sinks, window=cfg.kept_window)
         if cfg.merge == "average":  # LOOK-M: what static heads evict is merged into what they keep
             evict = static[..., None] & key_valid[:, None, :] & ~keep
             key, value = merge_evicted(key, value, keep, evict)
@@ -270,7 +271,7 @@ class HybridLayer(CacheLayerMixin):
                 lengths[bi],
                 int(budgets[bi, hi]),
                 sinks=cfg.sinks,
-                window=cfg.window,
+                window=cfg.kept_window,
                 chunk_size=cfg.chunk_size,
                 core_share=cfg.dynamic_core,
             )
