@@ -57,6 +57,7 @@ def test_a_batch_shares_the_window_and_chunks_its_shortest_prompt_affords(tiny):
     assert (cache.ctx.config.kept_window, cache.ctx.config.chunk_size) == expected
     assert cache.ctx.config.window == 16  # heads and tokens are still scored by the whole observation window
     assert (cache.ctx.requested.kept_window, cache.ctx.requested.chunk_size) == (16, 16)
+    assert cache.stats().fitted == {"recent_window": expected[0], "chunk_size": expected[1]}
 
 
 @pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])

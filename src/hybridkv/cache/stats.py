@@ -53,6 +53,9 @@ class CacheStats:
     chunk_hits_per_step: list[int]
     time_s: dict[str, float]
     config: dict[str, Any] = field(default_factory=dict)
+    """The options the cache was built with."""
+    fitted: dict[str, int] = field(default_factory=dict)
+    """The recent window and chunk size the last prompt could afford (``fit_short_prompts``)."""
 
     @property
     def hit_rate(self) -> float:
