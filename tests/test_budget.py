@@ -427,8 +427,9 @@ def test_fitted_window_and_chunks_stay_within_the_configured_sizes(head_budget, 
     assert 1 <= c <= chunk_size
     assert c >= min(chunk_size, MIN_CHUNK_TOKENS)
     room = head_budget - sinks - w
-    if c < chunk_size and c > MIN_CHUNK_TOKENS:  # shrunk only as far as needed for the minimum count
-        assert room // c >= MIN_SELECTED_CHUNKS and room < MIN_SELECTED_CHUNKS * chunk_size
+    if c < chunk_size and c > MIN_CHUNK_TOKENS:  # shrunk to a power of two, only as far as the count needs
+        assert c & (c - 1) == 0
+        assert room // c >= MIN_SELECTED_CHUNKS and room // (2 * c) < MIN_SELECTED_CHUNKS
 
 
 def test_budgets_that_afford_the_configured_sizes_keep_them():
@@ -443,3 +444,5 @@ def test_a_short_prompt_gets_room_to_retrieve():
     # 2%: 6 tokens; one token of window, chunks floored at MIN_CHUNK_TOKENS
     assert fit_window_and_chunks(6, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
     assert fit_window_and_chunks(0, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
+    # 2% of a 4,047-token many-image prompt: 81 tokens, 61 after sinks and window: 8-token chunks, not 15
+    assert fit_window_and_chunks(81, sinks=4, window=16, chunk_size=16) == (16, 8)

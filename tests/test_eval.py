@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -283,3 +284,21 @@ def test_runs_split_by_task_merge_into_the_run_made_at_once(run_dir, tmp_path):
     assert other.handler(other) == 0
     with pytest.raises(InputError, match="setting"):
         merge_results([shards[0], load_results(tmp_path / "agn")])
+
+
+def test_runs_of_different_tasks_may_use_different_item_counts(run_dir, tmp_path):
+    """A costly task may run on fewer items in its own shard; a task run at two counts is refused."""
+    from hybridkv.errors import InputError
+    from hybridkv.eval.merge import merge_results
+
+    whole = load_results(run_dir)
+    fewer = tmp_path / "fewer"
+    args = _parse(*SMALL, "--no-progress", "--out", str(fewer), "--tasks", "text_copy", "--limit", "1")
+    assert args.handler(args) == 0
+    attribute = [r for r in whole.records if r.task == "attribute"]
+    only_attribute = replace(whole, config=replace(whole.config, tasks=("attribute",)), records=attribute)
+    merged = merge_results([only_attribute, load_results(fewer)])
+    assert merged.metadata["limit_per_task"] == {"attribute": whole.config.limit, "text_copy": 1}
+    assert {r.task for r in merged.records} == {"attribute", "text_copy"}
+    with pytest.raises(InputError, match="task text_copy was run with"):
+        merge_results([whole, load_results(fewer)])
