@@ -73,6 +73,14 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
     p.add_argument("--sinks", type=int, default=None)
+    p.add_argument(
+        "--no-fit-short-prompts",
+        dest="fit_short_prompts",
+        action="store_const",
+        const=False,
+        default=None,
+        help="keep --window and --chunk-size on short prompts too (by default they shrink to fit the budget)",
+    )
     p.add_argument("--cold-tier", choices=["host", "disk"], default=None)
     p.add_argument("--cold-dir", default=None)
 
@@ -94,6 +102,7 @@ def _method_from_args(args: argparse.Namespace):
         "chunk_size",
         "window",
         "sinks",
+        "fit_short_prompts",
         "cold_tier",
         "cold_dir",
         "fastv_layer",

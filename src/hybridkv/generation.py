@@ -139,4 +139,5 @@ def generation_record(
     if result.cache_stats:
         record["static_fraction"] = result.cache_stats["static_fraction"]
         record["chunk_hit_rate"] = result.cache_stats["chunk_hit_rate"]
+        record["fitted"] = result.cache_stats["fitted"]
     return record
