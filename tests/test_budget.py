@@ -446,3 +446,5 @@ def test_a_short_prompt_gets_room_to_retrieve():
     assert fit_window_and_chunks(0, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
     # 2% of a 4,047-token many-image prompt: 81 tokens, 61 after sinks and window: 8-token chunks, not 15
     assert fit_window_and_chunks(81, sinks=4, window=16, chunk_size=16) == (16, 8)
+    with pytest.raises(BudgetError, match="window and chunk_size >= 1"):
+        fit_window_and_chunks(27, sinks=4, window=0, chunk_size=16)

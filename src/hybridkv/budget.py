@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .config import validate_budget
+from .errors import BudgetError
 
 
 def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) -> int:
@@ -33,7 +34,7 @@ def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) ->
     return max(min(floor, prompt_len), min(tokens, prompt_len))
 
 
-# At most this share of a head's budget goes to the observation window on a short prompt.
+# At most this share of a head's budget goes to the recent window it keeps on a short prompt.
 WINDOW_SHARE = 0.25
 # A dynamic head should be able to pick at least this many chunks, where its budget allows.
 MIN_SELECTED_CHUNKS = 4
@@ -54,7 +55,10 @@ def fit_window_and_chunks(head_budget: int, *, sinks: int, window: int, chunk_si
     Budgets that already afford the configured sizes keep them unchanged.
     """
     if head_budget < 0 or sinks < 0 or window < 1 or chunk_size < 1:
-        raise ValueError("head_budget and sinks must be >= 0, window and chunk_size >= 1")
+        raise BudgetError(
+            f"cannot fit a window and chunks to head_budget={head_budget}, sinks={sinks}, window={window}, "
+            f"chunk_size={chunk_size}: budget and sinks must be >= 0, window and chunk_size >= 1"
+        )
     fitted_window = min(window, max(1, int(head_budget * WINDOW_SHARE)))
     room = head_budget - sinks - fitted_window
     if room >= MIN_SELECTED_CHUNKS * chunk_size:
