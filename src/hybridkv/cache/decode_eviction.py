@@ -4,7 +4,9 @@ At prefill a head keeps its budget of prompt tokens, ranked by the attention eac
 prompt query. While decoding, each step's queries add their attention to those scores, and as soon as a
 head's kept prompt tokens plus the tokens generated so far exceed its budget, the kept prompt tokens with
 the lowest accumulated attention are evicted (sinks never are). Generated tokens are never evicted: they
-are H2O's recent window, and answers here are short. A head whose budget covers its whole prompt was not
+are H2O's recent window, and answers here are short. A question appended after compression (a chat turn,
+several tokens at once) is input, not generation: it is kept beside the budget, as every other method
+keeps it, and does not make the head evict. A head whose budget covers its whole prompt was not
 compressed and never evicts, so budget 1.0 still reproduces the full cache exactly.
 """
 
@@ -31,14 +33,14 @@ class DecodeEviction:
         every part it attended (resident tokens and tail)."""
         self.scores += torch.exp(logits.float() - lse.float()[None, :]).sum(-1)
 
-    def evict(self, hot: HotStore, tail_len: int) -> HotStore:
-        """The hot store with each compressed head cut back to ``budget - tail_len`` prompt tokens (not below
+    def evict(self, hot: HotStore, generated: int) -> HotStore:
+        """The hot store with each compressed head cut back to ``budget - generated`` prompt tokens (not below
         its sinks), the lowest-scored going first; ``hot`` itself when nothing has to go."""
         n_segments = self.budgets.shape[0]
         seg = hot.seg.long()
         counts = torch.bincount(seg, minlength=n_segments)
         n_sinks = torch.bincount(seg[self.sinks], minlength=n_segments)
-        allowed = torch.maximum(self.budgets - tail_len, n_sinks)
+        allowed = torch.maximum(self.budgets - generated, n_sinks)
         over = torch.where(self.compressed, (counts - allowed).clamp_min(0), torch.zeros_like(counts))
         if int(over.sum()) == 0:
             return hot

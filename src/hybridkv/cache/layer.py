@@ -83,6 +83,10 @@ class HybridLayer(CacheLayerMixin):
         self.dyn_index: torch.Tensor | None = None  # (b, h) of heads in the chunk store
         self.tail_k = self.tail_v = None
         self.tail_len = 0
+        # of the tail, tokens appended several at a time (a chat turn: the question asked after compression);
+        # they are input, kept beside the budget as every method keeps them, and only generated tokens make
+        # H2O evict
+        self.turn_len = 0
         self.heads: LayerHeads | None = None
         self.row_lengths: list[int] = []  # real (unpadded) prompt tokens per row
         self._awaiting_attention = False
@@ -105,6 +109,8 @@ class HybridLayer(CacheLayerMixin):
             self._awaiting_attention = True
             return key_states, value_states
         self._append_tail(key_states, value_states)
+        if q > 1:
+            self.turn_len += q
         self.logical_len += q
         self._awaiting_attention = True
         return self.keys, self.values
@@ -161,6 +167,7 @@ class HybridLayer(CacheLayerMixin):
                 "compressed prompt can be removed; build a new cache to change the prompt"
             )
         self.tail_len -= n
+        self.turn_len = min(self.turn_len, self.tail_len)
         self.logical_len -= n
         self.keys = self.tail_k[:, :, : self.tail_len]
         self.values = self.tail_v[:, :, : self.tail_len]
@@ -404,7 +411,7 @@ class HybridLayer(CacheLayerMixin):
         out = merge_partials([o1, o2], [l1, l2]).reshape(b, hq, q, d)
         if self.eviction is not None:  # H2O: the same logits, normalised over resident tokens and tail
             self.eviction.accumulate(logits[0], torch.logaddexp(l1, l2))
-            self.hot = self.eviction.evict(hot, self.tail_len)
+            self.hot = self.eviction.evict(hot, self.tail_len - self.turn_len)
         self._awaiting_attention = False
         return out.transpose(1, 2).contiguous()
 
