@@ -71,7 +71,12 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--r", type=float, default=None, help="hybridkv allocator: weight of a dynamic head vs a static one")
     p.add_argument("--chunk-size", type=int, default=None)
-    p.add_argument("--window", type=int, default=None, help="observation window = recent tokens always kept")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="observation window: scores heads and tokens; kept (less on short prompts)",
+    )
     p.add_argument("--sinks", type=int, default=None)
     p.add_argument(
         "--no-fit-short-prompts",

@@ -114,8 +114,8 @@ class HybridKVConfig:
     """Tokens per chunk of a dynamic head in the cold tier."""
     fit_short_prompts: bool = True
     """Beyond the paper: where a head's budget cannot afford ``window`` and ``MIN_SELECTED_CHUNKS`` chunks of
-    ``chunk_size`` beside the sinks (short prompts, small budgets), shrink the window to a quarter of the
-    budget and the chunks to fit (``hybridkv.budget.fit_window_and_chunks``; every method alike; the queries
+    ``chunk_size`` beside the sinks (short prompts, small budgets), shrink the recent window kept to a quarter
+    of the budget and the chunks to fit (``hybridkv.budget.fit_window_and_chunks``; every method alike; the queries
     that score heads and tokens are still the whole observation window). False keeps the configured sizes, so
     short prompts keep only sinks and window."""
     chunk_shape: str = "sequence"
