@@ -49,7 +49,7 @@ def made_up_profile_of(loaded, visual_mass: torch.Tensor | None = None):
         visual_mass = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     return HeadProfile(
         fingerprint=model_fingerprint(loaded.model),
-        score_name="topk_mass",
+        score_name="text_topk",
         theta=0.9,
         score_mean=zeros,
         score_var=zeros,

@@ -63,3 +63,27 @@ def test_profile_and_blend_modes():
     assert got.tolist() == [[True, False, False, False]]
     got = classify_static(scores, 0.9, mode="blend", prior=prior, margin=0.02)
     assert got.tolist() == [[True, False, False, True]]
+
+
+def test_text_topk_makes_a_head_concentrated_on_visual_tokens_dynamic():
+    """A head locked on one visual token is concentrated (static by topk_mass) but reads the image, so the
+    default score leaves it dynamic; on a text-only prompt the default equals topk_mass."""
+    d, w = 16, 8
+    key = torch.zeros(1, 2, L, d)
+    key[0, 0, 17, 0] = 1.0  # head 0: one text anchor
+    key[0, 1, 120, 1] = 1.0  # head 1: one visual anchor
+    query = torch.zeros(1, 4, w, d)
+    query[0, :2, :, 0] = 20.0
+    query[0, 2:, :, 1] = 20.0
+    types = torch.full((1, L), int(TokenType.TEXT))
+    types[0, TEXT:] = int(TokenType.IMAGE)
+    win = analyse_window(query, key, torch.ones(1, L, dtype=torch.bool), window=w, scaling=1.0)
+    concentrated = head_scores("topk_mass", win.probs, win.key_valid, types, top_ratio=0.05)
+    anchored = head_scores("text_topk", win.probs, win.key_valid, types, top_ratio=0.05)
+    assert classify_static(concentrated, 0.9).tolist() == [[True, True]]
+    assert classify_static(anchored, 0.9).tolist() == [[True, False]]
+    text_only = torch.full((1, L), int(TokenType.TEXT))
+    assert torch.equal(
+        head_scores("text_topk", win.probs, win.key_valid, text_only, top_ratio=0.05),
+        head_scores("topk_mass", win.probs, win.key_valid, text_only, top_ratio=0.05),
+    )

@@ -65,7 +65,7 @@ def _fake_profile(layers: int = 3, kv: int = 2, **changes) -> HeadProfile:
     overlap[0, 0] = math.nan
     fields = dict(
         fingerprint=fp,
-        score_name="topk_mass",
+        score_name="text_topk",
         theta=0.9,
         score_mean=torch.rand(layers, kv, generator=g),
         score_var=torch.rand(layers, kv, generator=g) / 10,

@@ -51,19 +51,36 @@ def text_mass(probs: torch.Tensor, key_valid: torch.Tensor, token_types: torch.T
     return ((probs * is_text[:, None, :]).sum(-1) / probs.sum(-1).clamp_min(1e-30)).clamp(0.0, 1.0)
 
 
+def text_anchored_topk(
+    probs: torch.Tensor, key_valid: torch.Tensor, token_types: torch.Tensor, *, top_ratio: float = 0.05
+) -> torch.Tensor:
+    """``topk_mass`` times ``text_mass`` (the default): high only for a head concentrated *on text*.
+
+    A static head is pruned text-first, which only fits a head that reads text. A head whose window
+    attention sits on a few visual tokens is a lookup head: what it reads depends on the question (in the
+    question-agnostic setting, on a question not yet asked), and text-first pruning drops exactly that.
+    Measured on the embedded model: its last layer concentrates on visual tokens at the end of a context
+    (``topk_mass`` 0.9-0.99), which made it static on about half the inputs and cost HybridKV most of its
+    accuracy on ``long_mixed`` and ``video`` (docs/method.md). On text-only prompts it equals ``topk_mass``.
+    """
+    return topk_mass(probs, key_valid, token_types, top_ratio=top_ratio) * text_mass(probs, key_valid, token_types)
+
+
 SCORES: dict[str, ScoreFn] = {
     "topk_mass": topk_mass,
     "entropy": entropy_concentration,
     "text_mass": text_mass,
+    "text_topk": text_anchored_topk,
 }
+TOP_RATIO_SCORES = frozenset({"topk_mass", "text_topk"})
 
 
 def head_scores(
     name: str, probs: torch.Tensor, key_valid: torch.Tensor, token_types: torch.Tensor, *, top_ratio: float
 ) -> torch.Tensor:
     """Dispatch by name; the only place that knows which score takes which option."""
-    if name == "topk_mass":
-        return topk_mass(probs, key_valid, token_types, top_ratio=top_ratio)
+    if name in TOP_RATIO_SCORES:
+        return SCORES[name](probs, key_valid, token_types, top_ratio=top_ratio)
     return SCORES[name](probs, key_valid, token_types)
 
 

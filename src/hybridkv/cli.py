@@ -39,7 +39,9 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="hybridkv", help="compression method (see `hybridkv methods`)")
     p.add_argument("--budget", default="0.1", help="ratio of the prompt (0.1, 10%%) or tokens per KV head (256)")
     p.add_argument("--theta", type=float, default=None, help="static-head threshold on the text-centric score")
-    p.add_argument("--score", default=None, help="text-centric score: topk_mass, entropy, text_mass")
+    p.add_argument(
+        "--score", default=None, help="text-centric score: text_topk (default), topk_mass, entropy, text_mass"
+    )
     p.add_argument("--head-types", choices=["online", "static", "dynamic"], default=None)
     p.add_argument(
         "--classify",

@@ -45,8 +45,9 @@ class HybridKVConfig:
     """Ratio of each prompt kept per KV head (float), or tokens per KV head (int)."""
     theta: float = 0.9
     """A KV head is static when its text-centric concentration score is >= theta."""
-    score: str = "topk_mass"
-    """Name of the text-centric score (see ``hybridkv.classify.SCORES``)."""
+    score: str = "text_topk"
+    """Name of the text-centric score (see ``hybridkv.classify.SCORES``): ``text_topk``, concentration on
+    text, by default; ``topk_mass`` is concentration on any tokens (the default before; equal on text)."""
     classify: str = "online"
     """``online``: types from this input's scores (the paper); ``profile``: the profile's fixed types;
     ``blend``: the profile as a prior that this input's score overturns only by more than ``margin``."""
@@ -60,7 +61,7 @@ class HybridKVConfig:
     margin: float = 0.05
     """For ``blend``: how far past theta an input's score must be to overturn the profile's type."""
     score_top_ratio: float = 0.05
-    """For ``topk_mass``: the share of prompt keys whose attention mass measures concentration."""
+    """For ``topk_mass`` and ``text_topk``: the share of prompt keys whose attention mass measures concentration."""
     allocator: str = "hybridkv"
     """How the budget is split: ``hybridkv`` (type level, then head level), ``uniform`` (every head alike),
     ``pyramid`` (PyramidKV: layers get less with depth, averaging to the budget; heads alike),

@@ -41,14 +41,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--samples", type=int, default=16, help="number of calibration inputs (default 16)")
     p.add_argument("--split", default="validation", choices=["train", "validation", "test"], help="suite split")
     p.add_argument("--seed", type=int, default=0, help="suite seed")
-    p.add_argument("--score", default=config_default("score"), help="text-centric score: topk_mass, entropy, text_mass")
+    p.add_argument(
+        "--score",
+        default=config_default("score"),
+        help="text-centric score: text_topk (default), topk_mass, entropy, text_mass",
+    )
     p.add_argument("--theta", type=float, default=config_default("theta"), help="static-head threshold on the score")
     p.add_argument("--window", type=int, default=config_default("window"), help="observation window (last tokens)")
     p.add_argument(
         "--score-top-ratio",
         type=float,
         default=config_default("score_top_ratio"),
-        help="share of keys topk_mass counts",
+        help="share of keys topk_mass and text_topk count",
     )
     p.add_argument("--decode-steps", type=int, default=4, help="decode steps compared for top-k overlap (>= 2)")
     p.add_argument("--top-k", type=int, default=16, help="visual tokens per step compared (at most half of them)")
