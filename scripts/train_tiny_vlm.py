@@ -25,7 +25,8 @@ column, --lookup-loss W puts the last decoder layer's attention, at each answer 
 tokens that show it, and --query-position-loss W asks the input of that attention, where a grid answer
 is predicted, for the cell's row and column; --image-code-loss W asks it for each visual token's image
 number and the asked image's; --word-code-loss W for the words each visual token shows and, at the
-answer, the words naming the asked object. --init DIR starts from a trained run's weights (staged
+answer, the words naming the asked object; --ends-position-loss W asks, for a motion, each half of the
+last layer's heads to read where its end of the path is. --init DIR starts from a trained run's weights (staged
 training: text first, then the mixture); the loss weights may also change at a --resume (the change
 is logged and recorded in training.json).
 
@@ -166,6 +167,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"the answer, the words naming the asked object (default {DEFAULTS.word_code_loss})",
     )
     run.add_argument(
+        "--ends-position-loss",
+        type=float,
+        help="weight of the loss asking, for a motion, each half of the last layer's heads to read where its end "
+        f"of the object's path is (default {DEFAULTS.ends_position_loss})",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -206,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "query_position_loss": args.query_position_loss,
         "image_code_loss": args.image_code_loss,
         "word_code_loss": args.word_code_loss,
+        "ends_position_loss": args.ends_position_loss,
         "init": args.init,
         "mixture": args.mixture,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),

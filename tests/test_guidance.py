@@ -336,3 +336,20 @@ def train_step_loss_with_lookup(loaded, example):
         return train_step_loss(loaded, [example], 4096, LossWeights(lookup=1.0))
     finally:
         loaded.model.zero_grad(set_to_none=True)
+
+
+def test_a_motions_two_halves_of_heads_are_asked_where_each_end_is(loaded):
+    from hybridkv.embedded.training import LossWeights, train_step_loss
+
+    (clip,) = generate_items("video", "train", 1, seed=3, questions=("motion",))
+    (appear,) = generate_items("video", "train", 1, seed=3, questions=("appear",))
+    v_proj = loaded.model.model.language_model.layers[-1].self_attn.v_proj.weight
+    try:
+        _, per_label = train_step_loss(loaded, [encode(loaded, clip)], 4096, LossWeights(ends_position=1.0))
+        assert per_label["(ends position)"] > 0  # a spread over up to 33 rows and columns: never 0 untrained
+        assert v_proj.grad is not None and v_proj.grad.abs().sum() > 0  # it trains what the heads read
+        loaded.model.zero_grad(set_to_none=True)
+        _, per_label = train_step_loss(loaded, [encode(loaded, appear)], 4096, LossWeights(ends_position=1.0))
+        assert "(ends position)" not in per_label  # only a motion has two ends
+    finally:
+        loaded.model.zero_grad(set_to_none=True)

@@ -52,11 +52,12 @@ class LossWeights:
     query_position: float = 0.0
     image_code: float = 0.0
     word_code: float = 0.0
+    ends_position: float = 0.0
 
     @property
     def guided(self) -> bool:
         """Whether any term needs the last decoder layer's inputs (``guidance.LookupGuide``)."""
-        return bool(self.lookup or self.query_position or self.image_code or self.word_code)
+        return bool(self.lookup or self.query_position or self.image_code or self.word_code or self.ends_position)
 
 
 # TrainSettings' loss weights, each with the LossWeights field it sets.
@@ -68,6 +69,7 @@ LOSS_WEIGHT_SETTINGS: dict[str, str] = {
     "query_position_loss": "query_position",
     "image_code_loss": "image_code",
     "word_code_loss": "word_code",
+    "ends_position_loss": "ends_position",
 }
 
 
@@ -116,6 +118,9 @@ class TrainSettings:
     word_code_loss: float = 0.0
     """Weight of the loss asking the last decoder layer's input to carry the words each visual token shows,
     and at the answer the words its question names the object by (see ``hybridkv.embedded.guidance``)."""
+    ends_position_loss: float = 0.0
+    """Weight of the loss asking, for a motion, each half of the last layer's heads to read where its end of
+    the object's path is (``guidance.ends_position_losses``); 0 turns it off."""
 
     @property
     def loss_weights(self) -> LossWeights:
