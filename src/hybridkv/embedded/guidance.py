@@ -22,7 +22,7 @@ None of them adds parameters, so checkpoints and the exported model are the same
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,9 +368,14 @@ GUIDANCE_TERMS: dict[str, str] = {
 class LookupGuide:
     """Lookup losses of a training forward: hooks the last decoder layer's attention to capture its inputs
     (use as a context manager; nothing stays on the model after it), then scores each micro-batch.
+
+    ``terms``: the :data:`GUIDANCE_TERMS` to compute (all by default). A training step passes those it
+    weighs, so that a run without a term does not pay for it (the lookup and ends terms recompute the last
+    layer's attention).
     """
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, terms: Collection[str] = tuple(GUIDANCE_TERMS)) -> None:
+        self.terms = frozenset(terms)
         self.attention = loaded.model.model.language_model.layers[-1].self_attn
         self.lm_head = loaded.model.lm_head
         self.is_word = word_tokens(loaded.tokenizer)
@@ -412,7 +417,9 @@ class LookupGuide:
         object (``asked words``, from ``answer_asked``). Each side of a code is its own term: a batch has a
         few dozen queries against thousands of visual tokens, and in one mean the queries would not count.
         Tokens flagged in ``answer_ends`` are looked up at both ends of their sources' frames
-        (:func:`split_ends`). The captured inputs are then released."""
+        (:func:`split_ends`), and what each end's heads read is scored by :func:`ends_position_losses`
+        (``ends position``). Only the guide's ``terms`` are computed and returned. The captured inputs are
+        then released."""
         if not self._inputs:
             return {}
         inputs = self._inputs.pop()
@@ -433,9 +440,10 @@ class LookupGuide:
             inputs["position_embeddings"],
             batch["attention_mask"].to(hidden.device),
         )
-        lookup = lookup_token_losses(*layer_inputs, rows, positions, sources, sink_shares, late)
-        ends = hidden.new_zeros(0)
-        if late is not None:
+        lookup = ends = hidden.new_zeros(0)
+        if "lookup" in self.terms:
+            lookup = lookup_token_losses(*layer_inputs, rows, positions, sources, sink_shares, late)
+        if late is not None and "ends position" in self.terms:
             block_places = contents.places[query[:, 0]][..., 1:]  # (n, length, 2): each position's (row, column)
             ends = ends_position_losses(*layer_inputs, rows, positions, sources, late, block_places)
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
@@ -455,7 +463,7 @@ class LookupGuide:
         )
         asked_ids = answer_asked if answer_asked is not None else torch.full((len(query), MAX_WORDS), IGNORE)
         vocabulary = self.lm_head.out_features
-        return {
+        computed = {
             "lookup": lookup,
             "query position": torch.cat([cells, named]),
             "image code": image_code_losses(visual_hidden, contents.places[contents.is_visual][:, 0]),
@@ -464,6 +472,7 @@ class LookupGuide:
             "asked words": word_code_losses(query_hidden, asked_ids, vocabulary),
             "ends position": ends,
         }
+        return {term: value for term, value in computed.items() if term in self.terms}
 
 
 def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:

@@ -377,7 +377,8 @@ def train_step_loss(
         ):
             handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
             hooks.callback(handle.remove)
-        guide = hooks.enter_context(LookupGuide(loaded)) if weights.guided else None
+        weighed = [term for term, weight in GUIDANCE_TERMS.items() if getattr(weights, weight)]
+        guide = hooks.enter_context(LookupGuide(loaded, weighed)) if weights.guided else None
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()
