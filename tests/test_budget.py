@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from hybridkv.budget import (
     MIN_CHUNK_TOKENS,
     MIN_SELECTED_CHUNKS,
+    SINK_SHARE,
     adaptive_allocation,
     allocate_layer,
     dynamic_layout,
     fastv_layer_budgets,
-    fit_window_and_chunks,
+    fit_short_layout,
     input_adaptive_factor,
     modality_allocation,
     modality_quotas,
@@ -421,12 +422,13 @@ def test_input_adaptive_factor_only_ever_shrinks_and_is_bounded(concentration, r
     window=st.integers(1, 64),
     chunk_size=st.integers(1, 64),
 )
-def test_fitted_window_and_chunks_stay_within_the_configured_sizes(head_budget, sinks, window, chunk_size):
-    w, c = fit_window_and_chunks(head_budget, sinks=sinks, window=window, chunk_size=chunk_size)
+def test_fitted_layout_stays_within_the_configured_sizes(head_budget, sinks, window, chunk_size):
+    s, w, c = fit_short_layout(head_budget, sinks=sinks, window=window, chunk_size=chunk_size)
     assert 1 <= w <= window and w <= max(1, head_budget // 4)
+    assert s <= sinks and (s >= 1 or sinks == 0) and s <= max(1, int(head_budget * SINK_SHARE))
     assert 1 <= c <= chunk_size
     assert c >= min(chunk_size, MIN_CHUNK_TOKENS)
-    room = head_budget - sinks - w
+    room = head_budget - s - w
     if c < chunk_size and c > MIN_CHUNK_TOKENS:  # shrunk to a power of two, only as far as the count needs
         assert c & (c - 1) == 0
         assert room // c >= MIN_SELECTED_CHUNKS and room // (2 * c) < MIN_SELECTED_CHUNKS
@@ -434,17 +436,20 @@ def test_fitted_window_and_chunks_stay_within_the_configured_sizes(head_budget, 
 
 def test_budgets_that_afford_the_configured_sizes_keep_them():
     # 10% of 2,000 tokens: 200 per head, enough for the window of 16 and 4 chunks of 16
-    assert fit_window_and_chunks(200, sinks=4, window=16, chunk_size=16) == (16, 16)
-    assert fit_window_and_chunks(84, sinks=4, window=16, chunk_size=16) == (16, 16)
+    assert fit_short_layout(200, sinks=4, window=16, chunk_size=16) == (4, 16, 16)
+    assert fit_short_layout(84, sinks=4, window=16, chunk_size=16) == (4, 16, 16)
 
 
 def test_a_short_prompt_gets_room_to_retrieve():
     # 10% of a 262-token grid item: 27 tokens per head; the paper sizes would leave 7 and no chunk
-    assert fit_window_and_chunks(27, sinks=4, window=16, chunk_size=16) == (6, 4)
-    # 2%: 6 tokens; one token of window, chunks floored at MIN_CHUNK_TOKENS
-    assert fit_window_and_chunks(6, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
-    assert fit_window_and_chunks(0, sinks=4, window=16, chunk_size=16) == (1, MIN_CHUNK_TOKENS)
+    assert fit_short_layout(27, sinks=4, window=16, chunk_size=16) == (4, 6, 4)
+    # 10% of a 70-token attribute item: 7 tokens; four sinks would leave 2, less than one chunk
+    assert fit_short_layout(7, sinks=4, window=16, chunk_size=16) == (1, 1, MIN_CHUNK_TOKENS)
+    # 2%: 6 tokens; one token of window and one sink, chunks floored at MIN_CHUNK_TOKENS
+    assert fit_short_layout(6, sinks=4, window=16, chunk_size=16) == (1, 1, MIN_CHUNK_TOKENS)
+    assert fit_short_layout(0, sinks=4, window=16, chunk_size=16) == (1, 1, MIN_CHUNK_TOKENS)
+    assert fit_short_layout(0, sinks=0, window=16, chunk_size=16) == (0, 1, MIN_CHUNK_TOKENS)  # none asked, none kept
     # 2% of a 4,047-token many-image prompt: 81 tokens, 61 after sinks and window: 8-token chunks, not 15
-    assert fit_window_and_chunks(81, sinks=4, window=16, chunk_size=16) == (16, 8)
+    assert fit_short_layout(81, sinks=4, window=16, chunk_size=16) == (4, 16, 8)
     with pytest.raises(BudgetError, match="window and chunk_size >= 1"):
-        fit_window_and_chunks(27, sinks=4, window=0, chunk_size=16)
+        fit_short_layout(27, sinks=4, window=0, chunk_size=16)

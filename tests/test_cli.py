@@ -137,11 +137,11 @@ def test_console_script_exit_code(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "budget" in proc.stderr
 
 
-def test_short_prompts_fit_the_window_and_chunks_unless_told_not_to(capsys):
+def test_short_prompts_fit_sinks_window_and_chunks_unless_told_not_to(capsys):
     args = ["generate", "--model", "tiny-random-qwen3", "--prompt", "Tell me about the weather in the hills today.",
             "--budget", "0.1", "--window", "16", "--chunk-size", "16", "--max-new-tokens", "2", "--json"]  # fmt: skip
     assert main(args) == 0
     fitted = json.loads(capsys.readouterr().out)["fitted"]
-    assert fitted["recent_window"] < 16 and fitted["chunk_size"] < 16
+    assert fitted["sinks"] < 4 and fitted["recent_window"] < 16 and fitted["chunk_size"] < 16
     assert main([*args, "--no-fit-short-prompts"]) == 0
-    assert json.loads(capsys.readouterr().out)["fitted"] == {"recent_window": 16, "chunk_size": 16}
+    assert json.loads(capsys.readouterr().out)["fitted"] == {"sinks": 4, "recent_window": 16, "chunk_size": 16}

@@ -42,7 +42,7 @@ def test_left_padded_batch_matches_batch_of_one(tiny, family, budget):
 
 def test_a_batch_shares_the_window_and_chunks_its_shortest_prompt_affords(tiny):
     """With ``fit_short_prompts`` the layout is one per batch (documented): the shortest row sets it."""
-    from hybridkv.budget import fit_window_and_chunks, prompt_tokens_budget
+    from hybridkv.budget import fit_short_layout, prompt_tokens_budget
 
     loaded = tiny("qwen3")
     prompts = ["Short one. " * 12, "A somewhat longer prompt about the picture, please. " * 20]
@@ -52,12 +52,12 @@ def test_a_batch_shares_the_window_and_chunks_its_shortest_prompt_affords(tiny):
         cache = method.make_cache(loaded.model, inputs)
         loaded.model(**inputs, past_key_values=cache)
     shortest = min(cache.stats().prompt_tokens)
-    expected = fit_window_and_chunks(prompt_tokens_budget(0.1, shortest, floor=0), sinks=2, window=16, chunk_size=16)
-    assert expected != (16, 16)  # the test's prompts are short enough to need fitting
-    assert (cache.ctx.config.kept_window, cache.ctx.config.chunk_size) == expected
+    expected = fit_short_layout(prompt_tokens_budget(0.1, shortest, floor=0), sinks=2, window=16, chunk_size=16)
+    assert expected != (2, 16, 16)  # the test's prompts are short enough to need fitting
+    assert (cache.ctx.config.sinks, cache.ctx.config.kept_window, cache.ctx.config.chunk_size) == expected
     assert cache.ctx.config.window == 16  # heads and tokens are still scored by the whole observation window
-    assert (cache.ctx.requested.kept_window, cache.ctx.requested.chunk_size) == (16, 16)
-    assert cache.stats().fitted == {"recent_window": expected[0], "chunk_size": expected[1]}
+    assert (cache.ctx.requested.sinks, cache.ctx.requested.kept_window, cache.ctx.requested.chunk_size) == (2, 16, 16)
+    assert cache.stats().fitted == {"sinks": expected[0], "recent_window": expected[1], "chunk_size": expected[2]}
 
 
 @pytest.mark.parametrize("name", ["h2o", "fastv", "look-m", "madakv", "sparsemm"])

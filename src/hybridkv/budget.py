@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -34,8 +34,10 @@ def prompt_tokens_budget(budget: float | int, prompt_len: int, *, floor: int) ->
     return max(min(floor, prompt_len), min(tokens, prompt_len))
 
 
-# At most this share of a head's budget goes to the recent window it keeps on a short prompt.
+# On a short prompt, at most this share of a head's budget goes to the recent window it keeps, and at most
+# this share to the attention sinks (each at least one token, where any is configured).
 WINDOW_SHARE = 0.25
+SINK_SHARE = 0.25
 # A dynamic head should be able to pick at least this many chunks, where its budget allows.
 MIN_SELECTED_CHUNKS = 4
 # Chunks never shrink below this many tokens: each costs two key vectors of summary in the hot tier, so
@@ -43,16 +45,26 @@ MIN_SELECTED_CHUNKS = 4
 MIN_CHUNK_TOKENS = 4
 
 
-def fit_window_and_chunks(head_budget: int, *, sinks: int, window: int, chunk_size: int) -> tuple[int, int]:
-    """The (window, chunk size) a head budget of ``head_budget`` tokens can afford.
+class FittedLayout(NamedTuple):
+    """The sinks, recent window and chunk size one prompt's head budget affords (``fit_short_layout``)."""
+
+    sinks: int
+    window: int
+    chunk_size: int
+
+
+def fit_short_layout(head_budget: int, *, sinks: int, window: int, chunk_size: int) -> FittedLayout:
+    """The (sinks, window, chunk size) a head budget of ``head_budget`` tokens can afford.
 
     Why: with the paper-sized window (16) and chunks (16), a 10% budget of a 260-token prompt (26 tokens)
     is all sinks and window, so a dynamic head retrieves nothing and every method degenerates into
-    StreamingLLM. The window therefore takes at most ``WINDOW_SHARE`` of the budget (at least one token),
-    and chunks shrink to the largest power of two of which ``MIN_SELECTED_CHUNKS`` fit beside sinks and
-    window (never below ``MIN_CHUNK_TOKENS``; a power of two keeps the runs aligned with the configured
-    16-token ones: 15-token chunks lost 3 of 8 many-image items at 2% where 8-token chunks lost 1).
-    Budgets that already afford the configured sizes keep them unchanged.
+    StreamingLLM. The window and the sinks therefore take at most ``WINDOW_SHARE`` and ``SINK_SHARE`` of the
+    budget (at least one token each), and chunks shrink to the largest power of two of which
+    ``MIN_SELECTED_CHUNKS`` fit beside them (never below ``MIN_CHUNK_TOKENS``; a power of two keeps the runs
+    aligned with the configured 16-token ones: 15-token chunks lost 3 of 8 many-image items at 2% where
+    8-token chunks lost 1). Four sinks out of a 7-token budget (10% of a 70-token prompt) left a dynamic
+    head no chunk at all; one sink leaves it one (docs/methods.md, "Equal budgets"). Budgets that already
+    afford the configured sizes keep them unchanged.
     """
     if head_budget < 0 or sinks < 0 or window < 1 or chunk_size < 1:
         raise BudgetError(
@@ -60,12 +72,13 @@ def fit_window_and_chunks(head_budget: int, *, sinks: int, window: int, chunk_si
             f"chunk_size={chunk_size}: budget and sinks must be >= 0, window and chunk_size >= 1"
         )
     fitted_window = min(window, max(1, int(head_budget * WINDOW_SHARE)))
-    room = head_budget - sinks - fitted_window
+    fitted_sinks = min(sinks, max(1, int(head_budget * SINK_SHARE)))
+    room = head_budget - fitted_sinks - fitted_window
     if room >= MIN_SELECTED_CHUNKS * chunk_size:
-        return fitted_window, chunk_size
+        return FittedLayout(fitted_sinks, fitted_window, chunk_size)
     per_chunk = room // MIN_SELECTED_CHUNKS
     power_of_two = 1 << (per_chunk.bit_length() - 1) if per_chunk > 0 else 0
-    return fitted_window, min(chunk_size, max(MIN_CHUNK_TOKENS, power_of_two))
+    return FittedLayout(fitted_sinks, fitted_window, min(chunk_size, max(MIN_CHUNK_TOKENS, power_of_two)))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..budget import fit_window_and_chunks, prompt_tokens_budget
+from ..budget import fit_short_layout, prompt_tokens_budget
 from ..config import HybridKVConfig
 from .stats import StatsRecorder
 from .tiers import DiskTier, HostTier
@@ -37,17 +37,17 @@ class CacheContext:
             self.requested = self.config
 
     def fit_to_prompt(self, prompt_len: int) -> HybridKVConfig:
-        """Set ``config`` to the requested one with the recent window and chunk size a prompt of ``prompt_len``
+        """Set ``config`` to the requested one with the sinks, recent window and chunk size a prompt of ``prompt_len``
         tokens can afford (``HybridKVConfig.fit_short_prompts``); called by the first layer at each prefill,
         with the shortest real prompt of the batch, so every layer and row shares one layout."""
         cfg = self.requested
         if cfg.fit_short_prompts:
             head_budget = prompt_tokens_budget(cfg.budget, prompt_len, floor=0)
-            recent, chunk = fit_window_and_chunks(
+            fit = fit_short_layout(
                 head_budget, sinks=cfg.sinks, window=max(1, cfg.kept_window), chunk_size=cfg.chunk_size
             )
-            recent = min(recent, cfg.kept_window)
-            if (recent, chunk) != (cfg.kept_window, cfg.chunk_size):
-                cfg = replace(cfg, recent_window=recent, chunk_size=chunk)
+            fitted = (fit.sinks, min(fit.window, cfg.kept_window), fit.chunk_size)
+            if fitted != (cfg.sinks, cfg.kept_window, cfg.chunk_size):
+                cfg = replace(cfg, sinks=fitted[0], recent_window=fitted[1], chunk_size=fitted[2])
         self.config = cfg
         return cfg

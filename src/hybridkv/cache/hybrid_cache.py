@@ -69,5 +69,9 @@ class HybridCache(Cache):
             chunk_hits_per_step=list(rec.hits),
             time_s={k: round(v, 6) for k, v in rec.time_s.items()},
             config=self.config.to_dict(),
-            fitted={"recent_window": self.ctx.config.kept_window, "chunk_size": self.ctx.config.chunk_size},
+            fitted={
+                "sinks": self.ctx.config.sinks,
+                "recent_window": self.ctx.config.kept_window,
+                "chunk_size": self.ctx.config.chunk_size,
+            },
         )
