@@ -60,19 +60,41 @@ def test_ratio_one_keeps_everything_and_rounding_is_up():
     window=st.integers(1, 32),
     chunk=st.integers(1, 64),
     core_share=st.sampled_from([0.0, 0.25, 0.5, 0.9]),
+    remainder=st.booleans(),
 )
-@example(length=100, budget=30, sinks=4, window=8, chunk=8, core_share=0.5)
-def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_share):
+@example(length=100, budget=30, sinks=4, window=8, chunk=8, core_share=0.5, remainder=False)
+def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_share, remainder):
     budget = prompt_tokens_budget(budget, length, floor=sinks + window)
-    lay = dynamic_layout(length, budget, sinks=sinks, window=window, chunk_size=chunk, core_share=core_share)
+    lay = dynamic_layout(
+        length, budget, sinks=sinks, window=window, chunk_size=chunk, core_share=core_share, chunkless_core=remainder
+    )
+    spare = max(budget - sinks - window, 0)
     assert lay.sinks + lay.middle + lay.window == length  # every token is somewhere
-    assert lay.core + lay.body == lay.middle and 0 <= lay.core <= core_share * max(budget - sinks - window, 0)
+    shared = int(core_share * spare)
+    chunkless = remainder and 0 < spare - shared < chunk and spare < lay.middle
+    assert lay.core + lay.body == lay.middle and lay.core == (
+        spare if chunkless else min(shared, lay.middle) * (spare < lay.middle)
+    )
     assert lay.n_chunks * chunk >= lay.body > (lay.n_chunks - 1) * chunk or lay.body == 0
     assert lay.window == min(window, length - lay.sinks)
     assert 0 <= lay.n_select <= lay.n_chunks
     assert lay.attended_tokens <= budget  # never above budget
     if budget >= length:
         assert lay.n_select == lay.n_chunks  # full budget retrieves every chunk
+    if chunkless:
+        assert lay.n_select == 0 and lay.attended_tokens == budget  # no chunk: the whole share is resident core
+
+
+def test_a_share_too_small_for_one_chunk_becomes_core():
+    # 5% of a 70-token prompt after the short-prompt fit: 1 sink, 1 window, 2 spare: less than one chunk of 4
+    lay = dynamic_layout(70, 4, sinks=1, window=1, chunk_size=4)
+    assert (lay.core, lay.n_select, lay.attended_tokens) == (0, 0, 2)  # sinks and window only
+    lay = dynamic_layout(70, 4, sinks=1, window=1, chunk_size=4, chunkless_core=True)
+    assert (lay.core, lay.n_select, lay.attended_tokens) == (2, 0, 4)  # its best tokens, as a static head
+    # a share that buys a chunk is untouched: its remainder stays unattended, chunks stay aligned
+    lay = dynamic_layout(70, 7, sinks=1, window=1, chunk_size=4, chunkless_core=True)
+    assert (lay.core, lay.n_select, lay.attended_tokens) == (0, 1, 6)
+    assert dynamic_layout(70, 70, sinks=1, window=1, chunk_size=4, chunkless_core=True).core == 0  # full: no core
 
 
 def test_uniform_allocation_per_row():

@@ -115,10 +115,10 @@ class HybridKVConfig:
     """Tokens per chunk of a dynamic head in the cold tier."""
     fit_short_prompts: bool = True
     """Beyond the paper: where a head's budget cannot afford ``window`` and ``MIN_SELECTED_CHUNKS`` chunks of
-    ``chunk_size`` beside the sinks (short prompts, small budgets), shrink the recent window kept to a quarter
-    of the budget and the chunks to fit (``hybridkv.budget.fit_window_and_chunks``; every method alike; the queries
-    that score heads and tokens are still the whole observation window). False keeps the configured sizes, so
-    short prompts keep only sinks and window."""
+    ``chunk_size`` beside the sinks (short prompts, small budgets), shrink the recent window kept and the sinks
+    to a quarter of the budget each and the chunks to fit (``hybridkv.budget.fit_short_layout``; every method
+    alike; the queries that score heads and tokens are still the whole observation window). False keeps the
+    configured sizes, so short prompts keep only sinks and window."""
     chunk_shape: str = "sequence"
     """How a dynamic head's tokens are grouped into chunks: ``sequence`` (runs of consecutive positions, as
     Quest's pages) or ``tiles`` (beyond the paper: an image's tokens in square tiles of side
@@ -129,6 +129,11 @@ class HybridKVConfig:
     """Beyond the paper: the share of a dynamic head's retrieval budget spent on a resident core, the tokens
     its selector ranks highest at prefill (as a static head keeps them); the rest goes to retrieved chunks,
     which then never hold a core token. 0 is the paper's pure retrieval."""
+    chunkless_core: bool = True
+    """Beyond the paper: a dynamic head whose share cannot buy one chunk beside its sinks and window (tiny
+    budgets of short prompts) keeps its best tokens resident, chosen at prefill as a static head chooses,
+    instead of attending its sinks and window only. Long prompts never meet it. Quest keeps its own
+    behaviour (False)."""
     chunk_scoring: ChunkScoring = "max"
     """How a GQA group's query heads rank a dynamic head's chunks: ``max`` takes, per chunk, the highest bound of
     any query head in the group, so a chunk one head needs is not outvoted by the others; ``sum`` bounds the

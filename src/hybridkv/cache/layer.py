@@ -281,6 +281,7 @@ class HybridLayer(CacheLayerMixin):
                 window=cfg.kept_window,
                 chunk_size=cfg.chunk_size,
                 core_share=cfg.dynamic_core,
+                chunkless_core=cfg.chunkless_core,
             )
             start = first_real[bi] + lay.sinks
             stop = start + lay.middle
