@@ -145,3 +145,24 @@ def test_short_prompts_fit_sinks_window_and_chunks_unless_told_not_to(capsys):
     assert fitted["sinks"] < 4 and fitted["recent_window"] < 16 and fitted["chunk_size"] < 16
     assert main([*args, "--no-fit-short-prompts"]) == 0
     assert json.loads(capsys.readouterr().out)["fitted"] == {"sinks": 4, "recent_window": 16, "chunk_size": 16}
+
+
+def test_generate_flags_reach_the_method_config():
+    from hybridkv.cli import _method_from_args, build_parser
+
+    args = build_parser().parse_args(
+        [
+            "generate",
+            "--prompt",
+            "Hi.",
+            "--budget",
+            "0.1",
+            "--sinks",
+            "2",
+            "--no-chunkless-core",
+            "--no-fit-short-prompts",
+        ]
+    )
+    cfg = _method_from_args(args).config
+    assert (cfg.sinks, cfg.chunkless_core, cfg.fit_short_prompts) == (2, False, False)
+    assert _method_from_args(build_parser().parse_args(["generate", "--prompt", "Hi."])).config.chunkless_core

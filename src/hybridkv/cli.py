@@ -86,7 +86,16 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         default=None,
-        help="keep --window and --chunk-size on short prompts too (by default they shrink to fit the budget)",
+        help="keep --sinks, --window and --chunk-size on short prompts too (by default they shrink to fit the budget)",
+    )
+    p.add_argument(
+        "--no-chunkless-core",
+        dest="chunkless_core",
+        action="store_const",
+        const=False,
+        default=None,
+        help="a dynamic head whose share cannot buy one chunk attends its sinks and window only "
+        "(by default it keeps its best tokens resident)",
     )
     p.add_argument("--cold-tier", choices=["host", "disk"], default=None)
     p.add_argument("--cold-dir", default=None)
@@ -110,6 +119,7 @@ def _method_from_args(args: argparse.Namespace):
         "window",
         "sinks",
         "fit_short_prompts",
+        "chunkless_core",
         "cold_tier",
         "cold_dir",
         "fastv_layer",
