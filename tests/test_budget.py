@@ -60,18 +60,24 @@ def test_ratio_one_keeps_everything_and_rounding_is_up():
     window=st.integers(1, 32),
     chunk=st.integers(1, 64),
     core_share=st.sampled_from([0.0, 0.25, 0.5, 0.9]),
-    remainder=st.booleans(),
+    chunkless_core=st.booleans(),
 )
-@example(length=100, budget=30, sinks=4, window=8, chunk=8, core_share=0.5, remainder=False)
-def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_share, remainder):
+@example(length=100, budget=30, sinks=4, window=8, chunk=8, core_share=0.5, chunkless_core=False)
+def test_dynamic_layout_invariants(length, budget, sinks, window, chunk, core_share, chunkless_core):
     budget = prompt_tokens_budget(budget, length, floor=sinks + window)
     lay = dynamic_layout(
-        length, budget, sinks=sinks, window=window, chunk_size=chunk, core_share=core_share, chunkless_core=remainder
+        length,
+        budget,
+        sinks=sinks,
+        window=window,
+        chunk_size=chunk,
+        core_share=core_share,
+        chunkless_core=chunkless_core,
     )
     spare = max(budget - sinks - window, 0)
     assert lay.sinks + lay.middle + lay.window == length  # every token is somewhere
     shared = int(core_share * spare)
-    chunkless = remainder and 0 < spare - shared < chunk and spare < lay.middle
+    chunkless = chunkless_core and 0 < spare - shared < chunk and spare < lay.middle
     assert lay.core + lay.body == lay.middle and lay.core == (
         spare if chunkless else min(shared, lay.middle) * (spare < lay.middle)
     )

@@ -46,8 +46,8 @@ class CacheContext:
             fit = fit_short_layout(
                 head_budget, sinks=cfg.sinks, window=max(1, cfg.kept_window), chunk_size=cfg.chunk_size
             )
-            fitted = (fit.sinks, min(fit.window, cfg.kept_window), fit.chunk_size)
-            if fitted != (cfg.sinks, cfg.kept_window, cfg.chunk_size):
-                cfg = replace(cfg, sinks=fitted[0], recent_window=fitted[1], chunk_size=fitted[2])
+            fit = fit._replace(window=min(fit.window, cfg.kept_window))  # a configured 0 stays 0
+            if fit != (cfg.sinks, cfg.kept_window, cfg.chunk_size):
+                cfg = replace(cfg, sinks=fit.sinks, recent_window=fit.window, chunk_size=fit.chunk_size)
         self.config = cfg
         return cfg

@@ -440,39 +440,43 @@ class LookupGuide:
             inputs["position_embeddings"],
             batch["attention_mask"].to(hidden.device),
         )
-        lookup = ends = hidden.new_zeros(0)
-        if "lookup" in self.terms:
-            lookup = lookup_token_losses(*layer_inputs, rows, positions, sources, sink_shares, late)
-        if late is not None and "ends position" in self.terms:
-            block_places = contents.places[query[:, 0]][..., 1:]  # (n, length, 2): each position's (row, column)
-            ends = ends_position_losses(*layer_inputs, rows, positions, sources, late, block_places)
         places = answer_places if answer_places is not None else torch.full((len(query), 3), IGNORE)
         visual_hidden, query_hidden = hidden[contents.is_visual.to(hidden.device)], hidden[rows, positions]
         asked = places[:, 0]  # the image a question names; not one found by the answer's own object
         if answer_sources is not None:
             asked = torch.where((answer_sources != IGNORE).any(dim=1), IGNORE, asked)
-        text = (contents.places[..., 1] != IGNORE) & ~contents.is_visual  # listed words carry their own place
-        keys = hidden[text.to(hidden.device)]
-        cells = query_position_losses(
-            torch.cat([hidden[rows, positions], keys]), torch.cat([places[:, 1:], contents.places[text][:, 1:]])
-        )
-        # ... and still name themselves: a lookup that finds a word whose identity the layers below have
-        # written over copies nothing (measured: every listed word found, none copied, without this term)
-        named = torch.nn.functional.cross_entropy(
-            self.lm_head(keys).float(), batch["input_ids"][text].to(hidden.device), reduction="none"
-        )
         asked_ids = answer_asked if answer_asked is not None else torch.full((len(query), MAX_WORDS), IGNORE)
         vocabulary = self.lm_head.out_features
-        computed = {
-            "lookup": lookup,
-            "query position": torch.cat([cells, named]),
-            "image code": image_code_losses(visual_hidden, contents.places[contents.is_visual][:, 0]),
-            "asked image": image_code_losses(query_hidden, asked),
-            "word code": word_code_losses(visual_hidden, contents.words[contents.is_visual], vocabulary),
-            "asked words": word_code_losses(query_hidden, asked_ids, vocabulary),
-            "ends position": ends,
+
+        def query_position() -> torch.Tensor:
+            text = (contents.places[..., 1] != IGNORE) & ~contents.is_visual  # listed words carry their own place
+            keys = hidden[text.to(hidden.device)]
+            cells = query_position_losses(
+                torch.cat([query_hidden, keys]), torch.cat([places[:, 1:], contents.places[text][:, 1:]])
+            )
+            # ... and still name themselves: a lookup that finds a word whose identity the layers below have
+            # written over copies nothing (measured: every listed word found, none copied, without this term)
+            named = torch.nn.functional.cross_entropy(
+                self.lm_head(keys).float(), batch["input_ids"][text].to(hidden.device), reduction="none"
+            )
+            return torch.cat([cells, named])
+
+        def ends_position() -> torch.Tensor:
+            if late is None:
+                return hidden.new_zeros(0)
+            block_places = contents.places[query[:, 0]][..., 1:]  # (n, length, 2): each position's (row, column)
+            return ends_position_losses(*layer_inputs, rows, positions, sources, late, block_places)
+
+        terms = {  # computed only when the guide weighs them
+            "lookup": lambda: lookup_token_losses(*layer_inputs, rows, positions, sources, sink_shares, late),
+            "query position": query_position,
+            "image code": lambda: image_code_losses(visual_hidden, contents.places[contents.is_visual][:, 0]),
+            "asked image": lambda: image_code_losses(query_hidden, asked),
+            "word code": lambda: word_code_losses(visual_hidden, contents.words[contents.is_visual], vocabulary),
+            "asked words": lambda: word_code_losses(query_hidden, asked_ids, vocabulary),
+            "ends position": ends_position,
         }
-        return {term: value for term, value in computed.items() if term in self.terms}
+        return {term: compute() for term, compute in terms.items() if term in self.terms}
 
 
 def query_position_losses(queries: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
