@@ -26,7 +26,9 @@ tokens that show it, and --query-position-loss W asks the input of that attentio
 is predicted, for the cell's row and column; --image-code-loss W asks it for each visual token's image
 number and the asked image's; --word-code-loss W for the words each visual token shows and, at the
 answer, the words naming the asked object; --ends-position-loss W asks, for a motion, each half of the
-last layer's heads to read where its end of the path is. --init DIR starts from a trained run's weights (staged
+last layer's heads to read where its end of the path is; --motion-words instead reads a motion off the
+moving object's later blocks, which the lower layers are asked to label with its direction (in the word
+code). --init DIR starts from a trained run's weights (staged
 training: text first, then the mixture); the loss weights may also change at a --resume (the change
 is logged and recorded in training.json).
 
@@ -173,6 +175,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"of the object's path is (default {DEFAULTS.ends_position_loss})",
     )
     run.add_argument(
+        "--motion-words",
+        action="store_true",
+        default=None,
+        help="moving objects' blocks name their direction in the word code, and a motion's answer is looked up "
+        "there rather than at both ends of the path",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -214,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "image_code_loss": args.image_code_loss,
         "word_code_loss": args.word_code_loss,
         "ends_position_loss": args.ends_position_loss,
+        "motion_words": args.motion_words,
         "init": args.init,
         "mixture": args.mixture,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),

@@ -191,3 +191,20 @@ def test_recognition_and_position_losses_train_the_vision_tower_only_when_asked(
         from hybridkv.embedded.training import TrainSettings
 
         TrainSettings(position_loss=-1.0)
+
+
+def test_moving_objects_name_their_direction_once_they_have_moved_a_block():
+    from hybridkv.embedded.visual_targets import motion_boxes
+
+    meta = {
+        "object_px": 28,
+        "objects": [
+            {"shape": "circle", "colour": "red", "cx": 40, "cy": 40, "vx": 14, "vy": 0, "start": 0},
+            {"shape": "square", "colour": "red", "cx": 120, "cy": 120, "vx": 0, "vy": 0, "start": 0},
+            {"shape": "square", "colour": "blue", "cx": 120, "cy": 40, "vx": 0, "vy": -14, "start": 1},
+        ],
+    }
+    assert motion_boxes(meta, 0) == [] and motion_boxes(meta, 1) == []  # half a block: not yet
+    (right,) = motion_boxes(meta, 2)
+    assert right[4] == ("right",) and right[0] == 40 + 28 - 14  # where the circle is in frame 2
+    assert [box[4] for box in motion_boxes(meta, 3)] == [("right",), ("up",)]  # the square started at frame 1

@@ -88,12 +88,15 @@ def encode(
     item: TaskItem,
     label: str | None = None,
     follow_ups: Sequence[TaskItem | tuple[str, str]] = (),
+    motion_words: bool = False,
 ) -> Example:
     """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts.
 
     ``follow_ups`` continue the conversation as further user/assistant turns in the chat template's format,
     each answer and end-of-turn labelled the same way: items about the same images (their prompt and answer;
-    their meta says where the answer is read off) or bare (prompt, answer) pairs.
+    their meta says where the answer is read off) or bare (prompt, answer) pairs. ``motion_words``: a
+    motion's answer is read off the moving object's later blocks (``visual_targets.MOTION``) rather than
+    looked up at both ends of its path.
     """
     tokenizer = loaded.tokenizer
     prompt = loaded.build_inputs(item.prompt, item_images(item)).to("cpu")  # examples stay on the host
@@ -120,14 +123,15 @@ def encode(
         pieces.append(target)
         labels.append(target)
         places.append(_token_places(tokenizer, answer_ids, answer_places(asked) if asked else None))
-        sources.append(_source_words(tokenizer, len(answer_ids), answer_source_words(asked) if asked else None))
+        source = answer_source_words(asked, motion_words) if asked else None
+        sources.append(_source_words(tokenizer, len(answer_ids), source))
         asked_ids.append(_source_words(tokenizer, len(answer_ids), asked_words(asked) if asked else None))
         sinks.append(torch.full((len(answer_ids) + 1,), -1.0))  # one per answer token and end-of-turn
         share = sink_share(asked) if asked is not None and len(answer_ids) == 1 else None
         if share is not None:
             sinks[-1][0] = share
         ends.append(torch.zeros(len(answer_ids) + 1, dtype=torch.bool))
-        ends[-1][0] = asked is not None and len(answer_ids) == 1 and reads_ends(asked)
+        ends[-1][0] = asked is not None and len(answer_ids) == 1 and reads_ends(asked, motion_words)
     input_ids = torch.cat(pieces)
     types = prompt.get("mm_token_type_ids")
     types = torch.zeros_like(prompt_ids) if types is None else types[0].long()

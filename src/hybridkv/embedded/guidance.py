@@ -32,7 +32,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_
 
 from hybridkv.models import LoadedModel
 
-from .visual_targets import COL, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, ROW
+from .visual_targets import COL, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, MOTION, ROW
 
 LABEL_IGNORE = -100
 
@@ -99,7 +99,7 @@ def image_code_losses(vectors: torch.Tensor, numbers: torch.Tensor) -> torch.Ten
 
 
 def word_code_losses(vectors: torch.Tensor, word_ids: torch.Tensor, vocabulary: int) -> torch.Tensor:
-    """Per vector with any known word (``word_ids`` ``(n, MAX_WORDS)``, ``IGNORE`` for none): the mean
+    """Per vector with any known word (``word_ids`` ``(n, words)``, ``IGNORE`` for none): the mean
     cross-entropy of its words read by a fixed random projection onto the ``vocabulary``.
 
     "What colour is the circle?" is answered by matching the question's "circle" against the visual tokens
@@ -146,9 +146,10 @@ def word_tokens(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Contents:
-    """What each position of a batch shows: ``words`` ``(rows, positions, MAX_WORDS)`` word ids, ``IGNORE``
-    where none; ``is_visual`` the visual placeholders; ``places`` ``(rows, positions, 3)`` the (image, row,
-    column) of grid tokens, ``IGNORE`` elsewhere."""
+    """What each position of a batch shows: ``words`` ``(rows, positions, MAX_WORDS + 1)`` word ids (the last
+    one a moving object's direction, when asked for), ``IGNORE`` where none; ``is_visual`` the visual
+    placeholders; ``places`` ``(rows, positions, 3)`` the (image, row, column) of grid tokens, ``IGNORE``
+    elsewhere."""
 
     words: torch.Tensor
     is_visual: torch.Tensor
@@ -156,14 +157,18 @@ class Contents:
 
 
 def token_contents(
-    batch: dict[str, torch.Tensor], visual_targets: torch.Tensor | None, visual_token_ids: Sequence[int]
+    batch: dict[str, torch.Tensor],
+    visual_targets: torch.Tensor | None,
+    visual_token_ids: Sequence[int],
+    motion_words: bool = False,
 ) -> Contents:
     """A text position shows its own token; a visual placeholder shows the words of its block (from
-    ``visual_targets``, whose rows follow the placeholders in batch order); answer tokens (labelled) and
-    padding show nothing, so a lookup always points into the prompt and the questions.
+    ``visual_targets``, whose rows follow the placeholders in batch order) and, with ``motion_words``, the
+    direction its object moves (``visual_targets.MOTION``); answer tokens (labelled) and padding show
+    nothing, so a lookup always points into the prompt and the questions.
     """
     input_ids = batch["input_ids"]
-    words = torch.full((*input_ids.shape, MAX_WORDS), IGNORE, dtype=torch.long)
+    words = torch.full((*input_ids.shape, MAX_WORDS + 1), IGNORE, dtype=torch.long)
     places = torch.full((*input_ids.shape, 3), IGNORE, dtype=torch.long)
     is_visual = torch.isin(input_ids, torch.tensor(list(visual_token_ids), dtype=input_ids.dtype))
     text = (batch["attention_mask"] == 1) & (batch["labels"] == LABEL_IGNORE) & ~is_visual
@@ -171,7 +176,8 @@ def token_contents(
     if "token_places" in batch:
         places[text] = batch["token_places"][text]
     if visual_targets is not None and int(is_visual.sum()) == visual_targets.shape[0]:
-        words[is_visual] = visual_targets[:, :MAX_WORDS]
+        columns = [*range(MAX_WORDS), MOTION] if motion_words else list(range(MAX_WORDS))
+        words[is_visual, : len(columns)] = visual_targets[:, columns]
         places[is_visual] = visual_targets[:, [IMAGE, ROW, COL]]
     return Contents(words, is_visual, places)
 
@@ -371,11 +377,15 @@ class LookupGuide:
 
     ``terms``: the :data:`GUIDANCE_TERMS` to compute (all by default). A training step passes those it
     weighs, so that a run without a term does not pay for it (the lookup and ends terms recompute the last
-    layer's attention).
+    layer's attention). ``motion_words``: moving objects' blocks show their direction
+    (:func:`token_contents`), so the word code asks for it there and a motion's answer is looked up there.
     """
 
-    def __init__(self, loaded: LoadedModel, terms: Collection[str] = tuple(GUIDANCE_TERMS)) -> None:
+    def __init__(
+        self, loaded: LoadedModel, terms: Collection[str] = tuple(GUIDANCE_TERMS), motion_words: bool = False
+    ) -> None:
         self.terms = frozenset(terms)
+        self.motion_words = motion_words
         self.attention = loaded.model.model.language_model.layers[-1].self_attn
         self.lm_head = loaded.model.lm_head
         self.is_word = word_tokens(loaded.tokenizer)
@@ -425,7 +435,7 @@ class LookupGuide:
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
-        contents = token_contents(batch, visual_targets, self.visual_ids)
+        contents = token_contents(batch, visual_targets, self.visual_ids, self.motion_words)
         sources = lookup_sources(
             contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places, answer_sources
         )

@@ -14,6 +14,11 @@ Targets exist for grids (``grid``, ``long_mixed``), scenes (``attribute``, ``cou
 drawn). Blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
+A moving video object's blocks also name which way it moves (``MOTION``), from the frame where it has
+moved a whole block on: no single frame shows that, so it is not a recognition target; it is asked of the
+language model's layers instead (``--motion-words`` in training: the lookup layer's input at those blocks
+carries the direction in the word code, and a motion answer is looked up there, as a colour is).
+
 Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, video
 frame blocks their own (row, column) in the frame (which way an object moves is where it ends minus
 where it starts), and every block its image's number in the item (video frames counted on after the
@@ -36,6 +41,7 @@ from hybridkv.data import TaskItem
 from hybridkv.data.palette import BLOCK_PX
 from hybridkv.data.scene import object_centre, object_px
 from hybridkv.data.tasks.grid import cell_origin
+from hybridkv.data.tasks.video import direction_of
 from hybridkv.data.tasks.video import position as frame_position
 
 from .model import item_images
@@ -43,11 +49,13 @@ from .model import item_images
 IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
-# Target columns: MAX_WORDS word ids, then the grid row, column and image number (IGNORE off grids).
+# Target columns: MAX_WORDS word ids, then the grid row, column and image number (IGNORE off grids), then
+# the direction word of a moving object (IGNORE elsewhere).
 ROW = MAX_WORDS
 COL = ROW + 1
 IMAGE = ROW + 2
-WIDTH = MAX_WORDS + 3
+MOTION = ROW + 3
+WIDTH = MAX_WORDS + 4
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
 # Image numbers the image targets cover (long_mixed allows up to 64 images).
@@ -109,6 +117,21 @@ def frame_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
     return boxes
 
 
+def motion_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
+    """Boxes of one video frame (0-based) named by the direction their object moves: each moving object once
+    it has moved at least a block from where it started (a smaller shift may not change which blocks it
+    covers, and the language model sees a token's place in its frame only by block)."""
+    size = meta["object_px"]
+    boxes: list[Box] = []
+    for obj in meta["objects"]:
+        moved = (frame - obj["start"]) * max(abs(obj["vx"]), abs(obj["vy"]))
+        if frame >= obj["start"] and moved >= BLOCK_PX:
+            cx, cy = frame_position(obj, frame)
+            x0, y0 = cx - size // 2, cy - size // 2
+            boxes.append((x0, y0, x0 + size, y0 + size, (direction_of(obj),), None))
+    return boxes
+
+
 def item_boxes(item: TaskItem) -> list[list[Box] | None]:
     """Per image of ``item`` (video frames after its images, as the model sees them), its boxes or None."""
     meta = item.meta
@@ -128,6 +151,12 @@ def item_boxes(item: TaskItem) -> list[list[Box] | None]:
     else:
         per_image = [None] * len(item.images)
     return per_image + [None] * len(item.video or ())
+
+
+def item_motion_boxes(item: TaskItem) -> list[list[Box] | None]:
+    """Per image of ``item`` (as :func:`item_boxes`), the :func:`motion_boxes` of video frames, None elsewhere."""
+    frames = [motion_boxes(item.meta, t) for t in range(len(item.video))] if item.task == "video" else []
+    return [None] * len(item.images) + frames + [None] * (len(item.video or ()) - len(frames))
 
 
 def block_labels(
@@ -154,7 +183,8 @@ def visual_targets(
 ) -> torch.Tensor | None:
     """``(visual tokens, WIDTH)`` targets per merged visual token of ``item``, in the order the vision tower
     emits them (image by image, blocks row-major): the word ids it shows, then its grid row, column and
-    image number (columns ``ROW``, ``COL``, ``IMAGE``), ``IGNORE`` where there is nothing to name.
+    image number (columns ``ROW``, ``COL``, ``IMAGE``) and the direction a moving object shown there moves
+    (``MOTION``, :func:`motion_boxes`), ``IGNORE`` where there is nothing to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -164,8 +194,9 @@ def visual_targets(
     rows = []
     word_ids: dict[str, int] = {}  # a few dozen distinct words label thousands of blocks: tokenize each once
     images = item_images(item)
-    grids = zip(item_boxes(item), images, image_grid_thw.tolist(), strict=True)
-    for number, (boxes, image, (t, h, w)) in enumerate(grids, start=1):
+    moving = item_motion_boxes(item)
+    grids = zip(item_boxes(item), moving, images, image_grid_thw.tolist(), strict=True)
+    for number, (boxes, motion, image, (t, h, w)) in enumerate(grids, start=1):
         blocks_h, blocks_w = h // 2, w // 2
         ids = np.full((t * blocks_h * blocks_w, WIDTH), IGNORE, dtype=np.int64)
         ids[:, IMAGE] = number if number <= MAX_IMAGE else IGNORE
@@ -181,6 +212,11 @@ def visual_targets(
             if item.task == "video" and max(blocks_h, blocks_w) <= MAX_POSITION:  # where in the frame, for motion
                 block_rows, block_cols = np.divmod(np.arange(blocks_h * blocks_w), blocks_w)
                 ids[:, ROW], ids[:, COL] = np.tile(block_rows + 1, t), np.tile(block_cols + 1, t)
+            if motion:
+                labels = (label for row in block_labels(motion, blocks_h, blocks_w) for label in row)
+                for i, (words, _) in enumerate(labels):
+                    if words:
+                        ids[i, MOTION] = _word_id(tokenizer, words[0])
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
@@ -212,12 +248,13 @@ def answer_places(item: TaskItem) -> list[tuple[int, int, int]] | None:
     return None
 
 
-def answer_source_words(item: TaskItem) -> tuple[str, ...] | None:
+def answer_source_words(item: TaskItem, motion_words: bool = False) -> tuple[str, ...] | None:
     """The words the source of ``item``'s (one-word) answer shows, when that is not the answer itself: the
     frame in which a video's object first appears, or the way it moves, is found by the object, not by its
-    number or direction; a count by the objects counted. None where the answer is read as it is shown."""
+    number or direction; a count by the objects counted. None where the answer is read as it is shown (with
+    ``motion_words``, a motion: the moving object's blocks show its direction, :data:`MOTION`)."""
     meta = item.meta
-    if "readout" in meta:
+    if "readout" in meta or (motion_words and is_motion(item)):
         return None
     if item.task == "video":
         target = meta["objects"][0]
@@ -268,10 +305,16 @@ def sink_share(item: TaskItem) -> float | None:
     return None
 
 
-def reads_ends(item: TaskItem) -> bool:
-    """Whether ``item``'s answer compares where its object is in the first and in the last frame that show
-    it (which way it moves): one lookup for each end, by separate heads (``guidance.split_ends``)."""
+def is_motion(item: TaskItem) -> bool:
+    """Whether ``item`` asks which way a video's object moves."""
     return item.task == "video" and item.meta["question"] == "motion" and "readout" not in item.meta
+
+
+def reads_ends(item: TaskItem, motion_words: bool = False) -> bool:
+    """Whether ``item``'s answer compares where its object is in the first and in the last frame that show
+    it (which way it moves): one lookup for each end, by separate heads (``guidance.split_ends``). Not with
+    ``motion_words``, where the direction is read off the object's later blocks as one word."""
+    return is_motion(item) and not motion_words
 
 
 def text_place(index: int) -> tuple[int, int, int]:
