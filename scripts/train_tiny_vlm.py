@@ -28,7 +28,8 @@ number and the asked image's; --word-code-loss W for the words each visual token
 answer, the words naming the asked object; --ends-position-loss W asks, for a motion, each half of the
 last layer's heads to read where its end of the path is; --motion-words instead reads a motion off the
 moving object's later blocks, which the lower layers are asked to label with its direction (in the word
-code). --init DIR starts from a trained run's weights (staged
+code); --count-words asks them to label each object of a counting scene with how many of its kind the
+scene holds. --init DIR starts from a trained run's weights (staged
 training: text first, then the mixture); the loss weights may also change at a --resume (the change
 is logged and recorded in training.json).
 
@@ -182,6 +183,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "there rather than at both ends of the path",
     )
     run.add_argument(
+        "--count-words",
+        action="store_true",
+        default=None,
+        help="each object of a counting scene names, in the word code, how many objects of its colour and shape "
+        "the scene holds",
+    )
+    run.add_argument(
         "--visual-mean-penalty",
         type=float,
         help=f"weight of the penalty on the mean visual token (default {DEFAULTS.visual_mean_penalty})",
@@ -224,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "word_code_loss": args.word_code_loss,
         "ends_position_loss": args.ends_position_loss,
         "motion_words": args.motion_words,
+        "count_words": args.count_words,
         "init": args.init,
         "mixture": args.mixture,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),

@@ -70,7 +70,7 @@ def test_contents_show_prompt_tokens_and_visual_words_but_not_answers_or_padding
     found = token_contents(batch, visual_targets, _visual_ids(loaded))
     contents, is_visual = found.words, found.is_visual
     assert torch.equal(contents[is_visual][:, :2], visual_targets[:, :2])
-    assert (contents[is_visual][:, 2] == IGNORE).all()  # no direction unless asked (and nothing moves here)
+    assert (contents[is_visual][:, 2] == IGNORE).all()  # no derived word unless asked for
     text_positions = ~is_visual & (batch["attention_mask"] == 1) & (batch["labels"] == IGNORE_INDEX)
     assert torch.equal(contents[..., 0][text_positions], batch["input_ids"][text_positions])
     assert (contents[batch["labels"] != IGNORE_INDEX] == IGNORE).all()
@@ -359,7 +359,7 @@ def test_a_motions_two_halves_of_heads_are_asked_where_each_end_is(loaded):
 def test_with_motion_words_a_motion_is_read_off_the_moving_objects_later_blocks(loaded):
     from hybridkv.data.palette import BLOCK_PX
     from hybridkv.embedded.training import LossWeights, train_step_loss
-    from hybridkv.embedded.visual_targets import IMAGE, MOTION, reads_ends
+    from hybridkv.embedded.visual_targets import DERIVED, IMAGE, reads_ends
 
     (clip,) = generate_items("video", "train", 1, seed=3, questions=("motion",))
     target = clip.meta["objects"][0]
@@ -370,7 +370,7 @@ def test_with_motion_words_a_motion_is_read_off_the_moving_objects_later_blocks(
     assert (example.answer_sources == IGNORE).all()  # read as shown: the blocks naming the direction
     batch = collate([example], loaded.tokenizer.pad_token_id)
     visual_targets = batch.pop("visual_targets")
-    contents = token_contents(batch, visual_targets, _visual_ids(loaded), motion_words=True)
+    contents = token_contents(batch, visual_targets, _visual_ids(loaded))
     query = torch.nonzero(batch["labels"][:, 1:] != IGNORE_INDEX)
     words = batch["labels"][:, 1:][batch["labels"][:, 1:] != IGNORE_INDEX]
     sources = lookup_sources(
@@ -380,15 +380,15 @@ def test_with_motion_words_a_motion_is_read_off_the_moving_objects_later_blocks(
     first_moved = -(-BLOCK_PX // step)  # the first frame (0-based) a whole block from the start
     assert frames == list(range(first_moved + 1, len(clip.video) + 1))  # image numbers are 1-based
     assert contents.is_visual[0][sources[0]].all()  # not the "left, right, up or down" of the question
-    named = visual_targets[visual_targets[:, MOTION] != IGNORE]
-    assert {loaded.tokenizer.decode([i]) for i in named[:, MOTION].tolist()} == {clip.answer}
+    named = visual_targets[visual_targets[:, DERIVED] != IGNORE]
+    assert {loaded.tokenizer.decode([i]) for i in named[:, DERIVED].tolist()} == {clip.answer}
     assert set(named[:, IMAGE].tolist()) == set(frames)
     # without the option the direction is not shown anywhere and the ends are looked up as before
-    plain = token_contents(batch, visual_targets, _visual_ids(loaded))
-    assert not (plain.words == loaded.tokenizer.convert_tokens_to_ids(clip.answer)).any(dim=-1)[plain.is_visual].any()
+    plain = collate([encode(loaded, clip)], loaded.tokenizer.pad_token_id)
+    assert (plain["visual_targets"][:, DERIVED] == IGNORE).all()
     try:
         weights = LossWeights(lookup=1.0, word_code=1.0)
-        _, with_words = train_step_loss(loaded, [example], 4096, weights, motion_words=True)
+        _, with_words = train_step_loss(loaded, [example], 4096, weights)
         loaded.model.zero_grad(set_to_none=True)
         _, without = train_step_loss(loaded, [encode(loaded, clip)], 4096, weights)
         assert with_words["(word code)"] != without["(word code)"]  # the direction is asked of the moving blocks

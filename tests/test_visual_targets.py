@@ -208,3 +208,21 @@ def test_moving_objects_name_their_direction_once_they_have_moved_a_block():
     (right,) = motion_boxes(meta, 2)
     assert right[4] == ("right",) and right[0] == 40 + 28 - 14  # where the circle is in frame 2
     assert [box[4] for box in motion_boxes(meta, 3)] == [("right",), ("up",)]  # the square started at frame 1
+
+
+def test_counting_objects_name_how_many_of_their_kind_the_scene_holds_when_asked(loaded):
+    from collections import Counter
+
+    from hybridkv.embedded.visual_targets import DERIVED
+
+    (scene,) = generate_items("counting", "train", 1, seed=7, max_count=4, min_distractors=3, max_distractors=3)
+    kinds = Counter((o["colour"], o["shape"]) for o in scene.meta["objects"])
+    plain = encode(loaded, scene).visual_targets
+    assert (plain[:, DERIVED] == IGNORE).all()  # only when asked for
+    targets = encode(loaded, scene, count_words=True).visual_targets
+    named = targets[:, DERIVED] != IGNORE
+    assert torch.equal(named, targets[:, 0] != IGNORE)  # every block naming an object names its count
+    for row in targets[named]:
+        colour, shape = (loaded.tokenizer.decode([i]) for i in row[:MAX_WORDS].tolist())
+        assert loaded.tokenizer.decode([int(row[DERIVED])]) == str(kinds[(colour, shape)])
+    assert str(kinds[(scene.meta["colour"], scene.meta["shape"])]) == scene.answer or scene.answer == "0"

@@ -89,14 +89,16 @@ def encode(
     label: str | None = None,
     follow_ups: Sequence[TaskItem | tuple[str, str]] = (),
     motion_words: bool = False,
+    count_words: bool = False,
 ) -> Example:
     """Prompt (as ``build_inputs`` renders it) + answer + end-of-turn, labelled on the last two parts.
 
     ``follow_ups`` continue the conversation as further user/assistant turns in the chat template's format,
     each answer and end-of-turn labelled the same way: items about the same images (their prompt and answer;
-    their meta says where the answer is read off) or bare (prompt, answer) pairs. ``motion_words``: a
-    motion's answer is read off the moving object's later blocks (``visual_targets.MOTION``) rather than
-    looked up at both ends of its path.
+    their meta says where the answer is read off) or bare (prompt, answer) pairs. ``motion_words`` and
+    ``count_words`` ask for derived words on visual tokens (``visual_targets.derived_boxes``); with
+    ``motion_words`` a motion's answer is read off the moving object's later blocks rather than looked up
+    at both ends of its path.
     """
     tokenizer = loaded.tokenizer
     prompt = loaded.build_inputs(item.prompt, item_images(item)).to("cpu")  # examples stay on the host
@@ -142,7 +144,9 @@ def encode(
         mm_token_type_ids=torch.cat([types, torch.zeros(input_ids.shape[0] - types.shape[0], dtype=torch.long)]),
         pixel_values=prompt.get("pixel_values"),
         image_grid_thw=prompt.get("image_grid_thw"),
-        visual_targets=visual_targets(item, prompt.get("image_grid_thw"), tokenizer),
+        visual_targets=visual_targets(
+            item, prompt.get("image_grid_thw"), tokenizer, motion_words=motion_words, count_words=count_words
+        ),
         answer_places=torch.cat(places),
         answer_sources=torch.cat(sources),
         answer_asked=torch.cat(asked_ids),

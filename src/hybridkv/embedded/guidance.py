@@ -32,7 +32,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_
 
 from hybridkv.models import LoadedModel
 
-from .visual_targets import COL, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, MOTION, ROW
+from .visual_targets import COL, DERIVED, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, ROW
 
 LABEL_IGNORE = -100
 
@@ -147,7 +147,7 @@ def word_tokens(tokenizer: PreTrainedTokenizerBase) -> torch.Tensor:
 @dataclass(frozen=True)
 class Contents:
     """What each position of a batch shows: ``words`` ``(rows, positions, MAX_WORDS + 1)`` word ids (the last
-    one a moving object's direction, when asked for), ``IGNORE`` where none; ``is_visual`` the visual
+    one a derived word, ``visual_targets.DERIVED``), ``IGNORE`` where none; ``is_visual`` the visual
     placeholders; ``places`` ``(rows, positions, 3)`` the (image, row, column) of grid tokens, ``IGNORE``
     elsewhere."""
 
@@ -160,12 +160,11 @@ def token_contents(
     batch: dict[str, torch.Tensor],
     visual_targets: torch.Tensor | None,
     visual_token_ids: Sequence[int],
-    motion_words: bool = False,
 ) -> Contents:
     """A text position shows its own token; a visual placeholder shows the words of its block (from
-    ``visual_targets``, whose rows follow the placeholders in batch order) and, with ``motion_words``, the
-    direction its object moves (``visual_targets.MOTION``); answer tokens (labelled) and padding show
-    nothing, so a lookup always points into the prompt and the questions.
+    ``visual_targets``, whose rows follow the placeholders in batch order) and the derived word its
+    examples asked for (a direction, a count); answer tokens (labelled) and padding show nothing, so a
+    lookup always points into the prompt and the questions.
     """
     input_ids = batch["input_ids"]
     words = torch.full((*input_ids.shape, MAX_WORDS + 1), IGNORE, dtype=torch.long)
@@ -176,8 +175,7 @@ def token_contents(
     if "token_places" in batch:
         places[text] = batch["token_places"][text]
     if visual_targets is not None and int(is_visual.sum()) == visual_targets.shape[0]:
-        columns = [*range(MAX_WORDS), MOTION] if motion_words else list(range(MAX_WORDS))
-        words[is_visual, : len(columns)] = visual_targets[:, columns]
+        words[is_visual] = visual_targets[:, [*range(MAX_WORDS), DERIVED]]
         places[is_visual] = visual_targets[:, [IMAGE, ROW, COL]]
     return Contents(words, is_visual, places)
 
@@ -377,15 +375,11 @@ class LookupGuide:
 
     ``terms``: the :data:`GUIDANCE_TERMS` to compute (all by default). A training step passes those it
     weighs, so that a run without a term does not pay for it (the lookup and ends terms recompute the last
-    layer's attention). ``motion_words``: moving objects' blocks show their direction
-    (:func:`token_contents`), so the word code asks for it there and a motion's answer is looked up there.
+    layer's attention).
     """
 
-    def __init__(
-        self, loaded: LoadedModel, terms: Collection[str] = tuple(GUIDANCE_TERMS), motion_words: bool = False
-    ) -> None:
+    def __init__(self, loaded: LoadedModel, terms: Collection[str] = tuple(GUIDANCE_TERMS)) -> None:
         self.terms = frozenset(terms)
-        self.motion_words = motion_words
         self.attention = loaded.model.model.language_model.layers[-1].self_attn
         self.lm_head = loaded.model.lm_head
         self.is_word = word_tokens(loaded.tokenizer)
@@ -435,7 +429,7 @@ class LookupGuide:
         inputs = self._inputs.pop()
         self._inputs.clear()
         query = torch.nonzero(batch["labels"][:, 1:] != LABEL_IGNORE)
-        contents = token_contents(batch, visual_targets, self.visual_ids, self.motion_words)
+        contents = token_contents(batch, visual_targets, self.visual_ids)
         sources = lookup_sources(
             contents, query[:, 0], query[:, 1], words.cpu(), self.is_word, answer_places, answer_sources
         )

@@ -54,7 +54,8 @@ def step_examples(loaded: LoadedModel, mixture: Sequence[Variant], settings: Tra
                 continue
         extra = draw_follow_ups(item, settings.follow_ups, follow_up_rng(settings, step, slot))
         extra += readouts(item, settings.readouts, follow_up_rng(settings, step, slot, stream=2))
-        examples.append(encode(loaded, item, label=name, follow_ups=extra, motion_words=settings.motion_words))
+        derived = {"motion_words": settings.motion_words, "count_words": settings.count_words}
+        examples.append(encode(loaded, item, label=name, follow_ups=extra, **derived))
     return examples
 
 

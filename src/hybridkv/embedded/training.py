@@ -123,10 +123,16 @@ class TrainSettings:
     the object's path is (``guidance.ends_position_losses``); 0 turns it off."""
     motion_words: bool = False
     """Moving objects' blocks name the way they move from the frame where they have moved a block on, and a
-    motion's answer is read off them as one word (``visual_targets.MOTION``) instead of at both ends of the
-    path: the language model's lower layers are asked (through the word code) to compare a block's place
-    with the same object's in the frames before, where the ends' heads had to compare two places at the
-    answer."""
+    motion's answer is read off them as one word (``visual_targets.motion_boxes``) instead of at both ends
+    of the path: the language model's lower layers are asked (through the word code) to compare a block's
+    place with the same object's in the frames before, where the ends' heads had to compare two places at
+    the answer."""
+    count_words: bool = False
+    """Each object of a counting scene names, in the word code, how many objects of its colour and shape the
+    scene holds (``visual_targets.count_boxes``), for the answer to copy beside the count's sink share:
+    objects matched with objects in the lower layers, where the share alone matched the question's words
+    with the objects (measured on the third stage: the share is biased by colour and by the number of
+    distractors)."""
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -329,9 +335,7 @@ def _train_step(
     lr = learning_rate(step, settings.lr, settings.steps, min(settings.warmup_steps, settings.steps // 10))
     for group in optimizer.param_groups:
         group["lr"] = lr
-    loss, variant_losses = train_step_loss(
-        loaded, examples, settings.max_tokens, settings.loss_weights, motion_words=settings.motion_words
-    )
+    loss, variant_losses = train_step_loss(loaded, examples, settings.max_tokens, settings.loss_weights)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), settings.grad_clip))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -350,8 +354,6 @@ def train_step_loss(
     examples: Sequence[Example],
     max_tokens: int,
     weights: LossWeights = LossWeights(),
-    *,
-    motion_words: bool = False,
 ) -> tuple[float, dict[str, float]]:
     """Accumulate gradients of the step's mean answer-token loss; return it and a loss per example label.
 
@@ -371,8 +373,7 @@ def train_step_loss(
     under ``(recognition)``), :func:`position_token_losses` (grid tokens, ``(position)``),
     :func:`lookup_token_losses` (answer words with a source, ``(lookup)``), :func:`query_position_losses`
     (``(query position)``), :func:`image_code_losses` (``(image code)`` at visual tokens, ``(asked image)``
-    at queries) and :func:`word_code_losses` (``(word code)``, ``(asked words)``), each times its weight
-    (``motion_words``: see ``TrainSettings.motion_words``). No
+    at queries) and :func:`word_code_losses` (``(word code)``, ``(asked words)``), each times its weight. No
     extra term is part of the returned step loss, which stays comparable between runs.
     """
     total_tokens = sum(e.answer_tokens for e in examples)
@@ -389,7 +390,7 @@ def train_step_loss(
             handle = module.register_forward_hook(lambda module, args, out, capture=capture: capture(out))
             hooks.callback(handle.remove)
         weighed = [term for term, weight in GUIDANCE_TERMS.items() if getattr(weights, weight)]
-        guide = hooks.enter_context(LookupGuide(loaded, weighed, motion_words)) if weights.guided else None
+        guide = hooks.enter_context(LookupGuide(loaded, weighed)) if weights.guided else None
         for group in micro_batches(examples, max_tokens):
             merged.clear()
             emitted.clear()

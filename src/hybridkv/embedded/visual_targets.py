@@ -14,10 +14,14 @@ Targets exist for grids (``grid``, ``long_mixed``), scenes (``attribute``, ``cou
 drawn). Blocks showing nothing get none.
 A block is labelled with the words of every drawn box covering at least a quarter of it.
 
-A moving video object's blocks also name which way it moves (``MOTION``), from the frame where it has
-moved a whole block on: no single frame shows that, so it is not a recognition target; it is asked of the
-language model's layers instead (``--motion-words`` in training: the lookup layer's input at those blocks
-carries the direction in the word code, and a motion answer is looked up there, as a colour is).
+On request, an object's blocks also name a *derived* word (``DERIVED``), one that no single block or
+frame shows, so it is never a recognition target: it is asked of the language model's lower layers
+instead, through the word code at the lookup layer's input, and an answer can then be copied from those
+blocks as a colour is. ``motion_words``: a moving video object names which way it moves, from the frame
+where it has moved a whole block on (the lower layers compare its place with the same object's in the
+frames before). ``count_words``: each object of a ``counting`` scene names how many objects of its
+colour and shape the scene holds (the lower layers compare objects with objects, where a count read at
+the answer compares the question's words with the objects).
 
 Grid blocks also carry their cell's (row, column), 1-based, with 0 for the header row and column, video
 frame blocks their own (row, column) in the frame (which way an object moves is where it ends minus
@@ -30,6 +34,7 @@ written into its token by the vision tower, and ``position_loss`` in training as
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,11 +55,11 @@ IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
 # Target columns: MAX_WORDS word ids, then the grid row, column and image number (IGNORE off grids), then
-# the direction word of a moving object (IGNORE elsewhere).
+# a derived word (IGNORE where none, or none asked for).
 ROW = MAX_WORDS
 COL = ROW + 1
 IMAGE = ROW + 2
-MOTION = ROW + 3
+DERIVED = ROW + 3
 WIDTH = MAX_WORDS + 4
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
@@ -153,10 +158,24 @@ def item_boxes(item: TaskItem) -> list[list[Box] | None]:
     return per_image + [None] * len(item.video or ())
 
 
-def item_motion_boxes(item: TaskItem) -> list[list[Box] | None]:
-    """Per image of ``item`` (as :func:`item_boxes`), the :func:`motion_boxes` of video frames, None elsewhere."""
-    frames = [motion_boxes(item.meta, t) for t in range(len(item.video))] if item.task == "video" else []
-    return [None] * len(item.images) + frames + [None] * (len(item.video or ()) - len(frames))
+def count_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_blocks: int) -> list[Box]:
+    """Boxes of a rendered scene named by how many objects of their colour and shape the scene holds."""
+    kinds = Counter((obj["colour"], obj["shape"]) for obj in objects)
+    return [
+        (*box[:4], (str(kinds[(obj["colour"], obj["shape"])]),), None)
+        for obj, box in zip(objects, scene_boxes(objects, image_blocks, slot_blocks), strict=True)
+    ]
+
+
+def derived_boxes(item: TaskItem, motion_words: bool, count_words: bool) -> list[list[Box] | None]:
+    """Per image of ``item`` (as :func:`item_boxes`), boxes naming a derived word: :func:`motion_boxes` of
+    video frames, :func:`count_boxes` of a counting scene, each when asked for; None elsewhere."""
+    meta = item.meta
+    if motion_words and item.task == "video":
+        return [None] * len(item.images) + [motion_boxes(meta, t) for t in range(len(item.video))]
+    if count_words and item.task == "counting":
+        return [count_boxes(meta["objects"], meta["image_blocks"], meta["slot_blocks"])]
+    return [None] * (len(item.images) + len(item.video or ()))
 
 
 def block_labels(
@@ -179,12 +198,17 @@ def block_labels(
 
 
 def visual_targets(
-    item: TaskItem, image_grid_thw: torch.Tensor | None, tokenizer: PreTrainedTokenizerBase
+    item: TaskItem,
+    image_grid_thw: torch.Tensor | None,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    motion_words: bool = False,
+    count_words: bool = False,
 ) -> torch.Tensor | None:
     """``(visual tokens, WIDTH)`` targets per merged visual token of ``item``, in the order the vision tower
     emits them (image by image, blocks row-major): the word ids it shows, then its grid row, column and
-    image number (columns ``ROW``, ``COL``, ``IMAGE``) and the direction a moving object shown there moves
-    (``MOTION``, :func:`motion_boxes`), ``IGNORE`` where there is nothing to name.
+    image number (columns ``ROW``, ``COL``, ``IMAGE``) and the derived word asked for (``DERIVED``,
+    :func:`derived_boxes`), ``IGNORE`` where there is nothing to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -194,9 +218,9 @@ def visual_targets(
     rows = []
     word_ids: dict[str, int] = {}  # a few dozen distinct words label thousands of blocks: tokenize each once
     images = item_images(item)
-    moving = item_motion_boxes(item)
-    grids = zip(item_boxes(item), moving, images, image_grid_thw.tolist(), strict=True)
-    for number, (boxes, motion, image, (t, h, w)) in enumerate(grids, start=1):
+    derived = derived_boxes(item, motion_words, count_words)
+    grids = zip(item_boxes(item), derived, images, image_grid_thw.tolist(), strict=True)
+    for number, (boxes, derived_here, image, (t, h, w)) in enumerate(grids, start=1):
         blocks_h, blocks_w = h // 2, w // 2
         ids = np.full((t * blocks_h * blocks_w, WIDTH), IGNORE, dtype=np.int64)
         ids[:, IMAGE] = number if number <= MAX_IMAGE else IGNORE
@@ -212,11 +236,11 @@ def visual_targets(
             if item.task == "video" and max(blocks_h, blocks_w) <= MAX_POSITION:  # where in the frame, for motion
                 block_rows, block_cols = np.divmod(np.arange(blocks_h * blocks_w), blocks_w)
                 ids[:, ROW], ids[:, COL] = np.tile(block_rows + 1, t), np.tile(block_cols + 1, t)
-            if motion:
-                labels = (label for row in block_labels(motion, blocks_h, blocks_w) for label in row)
+            if derived_here:
+                labels = (label for row in block_labels(derived_here, blocks_h, blocks_w) for label in row)
                 for i, (words, _) in enumerate(labels):
                     if words:
-                        ids[i, MOTION] = _word_id(tokenizer, words[0])
+                        ids[i, DERIVED] = _word_id(tokenizer, words[0])
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
@@ -252,7 +276,7 @@ def answer_source_words(item: TaskItem, motion_words: bool = False) -> tuple[str
     """The words the source of ``item``'s (one-word) answer shows, when that is not the answer itself: the
     frame in which a video's object first appears, or the way it moves, is found by the object, not by its
     number or direction; a count by the objects counted. None where the answer is read as it is shown (with
-    ``motion_words``, a motion: the moving object's blocks show its direction, :data:`MOTION`)."""
+    ``motion_words``, a motion: the moving object's blocks show its direction, :func:`motion_boxes`)."""
     meta = item.meta
     if "readout" in meta or (motion_words and is_motion(item)):
         return None
