@@ -217,6 +217,12 @@ def visual_targets(
         return None
     rows = []
     word_ids: dict[str, int] = {}  # a few dozen distinct words label thousands of blocks: tokenize each once
+
+    def word_id(word: str) -> int:
+        if word not in word_ids:
+            word_ids[word] = _word_id(tokenizer, word)
+        return word_ids[word]
+
     images = item_images(item)
     derived = derived_boxes(item, motion_words, count_words)
     grids = zip(item_boxes(item), derived, images, image_grid_thw.tolist(), strict=True)
@@ -228,9 +234,7 @@ def visual_targets(
             labels = (label for row in block_labels(boxes, blocks_h, blocks_w) for label in row)
             for i, (words, position) in enumerate(labels):
                 for j, word in enumerate(words):
-                    if word not in word_ids:
-                        word_ids[word] = _word_id(tokenizer, word)
-                    ids[i, j] = word_ids[word]
+                    ids[i, j] = word_id(word)
                 if position is not None and max(position) <= MAX_POSITION:
                     ids[i, ROW : COL + 1] = position
             if item.task == "video" and max(blocks_h, blocks_w) <= MAX_POSITION:  # where in the frame, for motion
@@ -240,7 +244,7 @@ def visual_targets(
                 labels = (label for row in block_labels(derived_here, blocks_h, blocks_w) for label in row)
                 for i, (words, _) in enumerate(labels):
                     if words:
-                        ids[i, DERIVED] = _word_id(tokenizer, words[0])
+                        ids[i, DERIVED] = word_id(words[0])
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
