@@ -394,3 +394,54 @@ def test_with_motion_words_a_motion_is_read_off_the_moving_objects_later_blocks(
         assert with_words["(word code)"] != without["(word code)"]  # the direction is asked of the moving blocks
     finally:
         loaded.model.zero_grad(set_to_none=True)
+
+
+def test_a_moving_block_is_asked_to_look_at_its_object_in_earlier_frames_in_a_lower_layer(loaded):
+    from hybridkv.embedded.guidance import MOTION_LOOKUP_LAYER, LookupGuide
+    from hybridkv.embedded.training import LossWeights, train_step_loss
+
+    (clip,) = generate_items("video", "train", 1, seed=3, questions=("motion",))
+    layers = loaded.model.model.language_model.layers
+    lower_q = layers[MOTION_LOOKUP_LAYER].self_attn.q_proj.weight
+    example = encode(loaded, clip, motion_words=True)
+    try:
+        train_step_loss(loaded, [example], 4096, LossWeights())
+        answers_only = lower_q.grad.clone()
+        loaded.model.zero_grad(set_to_none=True)
+        _, per_label = train_step_loss(loaded, [example], 4096, LossWeights(motion_lookup=1.0))
+        assert per_label["(motion lookup)"] > 0
+        assert not torch.allclose(lower_q.grad, answers_only)  # the term reaches the lower layer's queries
+        loaded.model.zero_grad(set_to_none=True)
+        _, per_label = train_step_loss(loaded, [encode(loaded, clip)], 4096, LossWeights(motion_lookup=1.0))
+        assert "(motion lookup)" not in per_label  # no direction asked for, no block to supervise
+    finally:
+        loaded.model.zero_grad(set_to_none=True)
+    with LookupGuide(loaded, ["lookup"]) as guide:  # the lower layer is hooked only when its term is weighed
+        assert len(guide._handles) == 1
+    assert not layers[MOTION_LOOKUP_LAYER].self_attn._forward_pre_hooks
+
+
+def test_motion_lookup_sources_are_the_same_objects_blocks_in_earlier_images():
+    from hybridkv.embedded.guidance import motion_lookup_losses
+
+    # positions: 0 text, 1-2 image 1 (red circle, blue square), 3-4 image 2 (red circle moved, blue square)
+    words = torch.full((1, 5, 3), IGNORE)
+    words[0, 1, :2] = words[0, 3, :2] = torch.tensor([10, 11])
+    words[0, 2, :2] = words[0, 4, :2] = torch.tensor([12, 13])
+    words[0, 3, 2] = 20  # the moved circle's block names its direction
+    places = torch.full((1, 5, 3), IGNORE)
+    places[0, 1:3, 0], places[0, 3:5, 0] = 1, 2
+    contents = Contents(words, torch.tensor([[False, True, True, True, True]]), places)
+
+    class Uniform(torch.nn.Module):  # attention over every key alike: the mass on the sources is 1/4
+        head_dim, num_key_value_groups, scaling = 2, 1, 1.0
+
+        def __init__(self):
+            super().__init__()
+            self.q_proj = self.k_proj = torch.nn.Linear(2, 2, bias=False)
+            torch.nn.init.zeros_(self.q_proj.weight)
+
+    hidden = torch.zeros(1, 5, 2)
+    rotary = (torch.ones(1, 5, 2), torch.zeros(1, 5, 2))
+    loss = motion_lookup_losses(Uniform(), hidden, rotary, torch.ones(1, 5), contents)
+    assert loss.shape == (1,) and torch.allclose(loss, torch.log(torch.tensor([4.0])))  # position 1 of 0-3

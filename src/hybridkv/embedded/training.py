@@ -53,11 +53,13 @@ class LossWeights:
     image_code: float = 0.0
     word_code: float = 0.0
     ends_position: float = 0.0
+    motion_lookup: float = 0.0
 
     @property
     def guided(self) -> bool:
         """Whether any term needs the last decoder layer's inputs (``guidance.LookupGuide``)."""
-        return bool(self.lookup or self.query_position or self.image_code or self.word_code or self.ends_position)
+        terms = (self.lookup, self.query_position, self.image_code, self.word_code, self.ends_position)
+        return any(terms) or bool(self.motion_lookup)
 
 
 # TrainSettings' loss weights, each with the LossWeights field it sets.
@@ -70,6 +72,7 @@ LOSS_WEIGHT_SETTINGS: dict[str, str] = {
     "image_code_loss": "image_code",
     "word_code_loss": "word_code",
     "ends_position_loss": "ends_position",
+    "motion_lookup_loss": "motion_lookup",
 }
 
 
@@ -121,6 +124,10 @@ class TrainSettings:
     ends_position_loss: float = 0.0
     """Weight of the loss asking, for a motion, each half of the last layer's heads to read where its end of
     the object's path is (``guidance.ends_position_losses``); 0 turns it off."""
+    motion_lookup_loss: float = 0.0
+    """Weight of the loss asking a lower decoder layer, at each block naming a derived word, to look at the same
+    object in earlier frames (``guidance.motion_lookup_losses``): where it was, for the layers above to
+    compare with where it is (``motion_words``); 0 turns it off."""
     motion_words: bool = False
     """Moving objects' blocks name the way they move from the frame where they have moved a block on, and a
     motion's answer is read off them as one word (``visual_targets.motion_boxes``) instead of at both ends
