@@ -29,7 +29,8 @@ answer, the words naming the asked object; --ends-position-loss W asks, for a mo
 last layer's heads to read where its end of the path is; --motion-words instead reads a motion off the
 moving object's later blocks, which the lower layers are asked to label with its direction (in the word
 code), and --motion-lookup-loss W asks a lower layer to look, from each such block, at the same object
-in earlier frames; --count-words asks them to label each object of a counting scene with how many of its kind the
+in earlier frames (--coordinate-loss W writes each block's row and column as coordinates the
+layers can subtract); --count-words asks them to label each object of a counting scene with how many of its kind the
 scene holds. --init DIR starts from a trained run's weights (staged
 training: text first, then the mixture); the loss weights may also change at a --resume (the change
 is logged and recorded in training.json).
@@ -177,6 +178,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"of the object's path is (default {DEFAULTS.ends_position_loss})",
     )
     run.add_argument(
+        "--coordinate-loss",
+        type=float,
+        help="weight of the loss asking each visual token with a known row and column to carry them as "
+        f"coordinates along fixed directions (default {DEFAULTS.coordinate_loss})",
+    )
+    run.add_argument(
         "--motion-lookup-loss",
         type=float,
         help="weight of the loss asking a lower layer, at each block naming a direction, to look at the same "
@@ -238,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "image_code_loss": args.image_code_loss,
         "word_code_loss": args.word_code_loss,
         "ends_position_loss": args.ends_position_loss,
+        "coordinate_loss": args.coordinate_loss,
         "motion_lookup_loss": args.motion_lookup_loss,
         "motion_words": args.motion_words,
         "count_words": args.count_words,

@@ -226,3 +226,23 @@ def test_counting_objects_name_how_many_of_their_kind_the_scene_holds_when_asked
         colour, shape = (loaded.tokenizer.decode([i]) for i in row[:MAX_WORDS].tolist())
         assert loaded.tokenizer.decode([int(row[DERIVED])]) == str(kinds[(colour, shape)])
     assert str(kinds[(scene.meta["colour"], scene.meta["shape"])]) == scene.answer or scene.answer == "0"
+
+
+def test_coordinates_are_asked_along_fixed_directions_of_tokens_with_a_known_place():
+    from hybridkv.embedded.guidance import COORDINATE_STEP, _fixed_readout, coordinate_token_losses
+
+    targets = torch.full((3, WIDTH), IGNORE)
+    targets[0, ROW], targets[0, COL] = 2, 5
+    targets[2, ROW], targets[2, COL] = 0, 1  # a header: row 0
+    directions = _fixed_readout(4, 8, 2)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    exact = torch.zeros(3, 8)
+    for i in (0, 2):  # tokens whose read-out along the directions is exactly their (row, column)
+        wanted = COORDINATE_STEP * targets[i, ROW : COL + 1].float()
+        exact[i] = torch.linalg.lstsq(directions.T, wanted[:, None]).solution[:, 0]
+    losses = coordinate_token_losses(None, exact, targets)
+    assert losses.shape == (2,) and torch.allclose(losses, torch.zeros(2), atol=1e-10)  # the unplaced one skipped
+    moved = exact.clone()
+    moved[0] += directions[:, 1] * COORDINATE_STEP  # one column further along: the read-outs shift linearly
+    shift = COORDINATE_STEP * (directions.T @ directions[:, 1])  # (row, column) read-out changes
+    assert coordinate_token_losses(None, moved, targets)[0] == pytest.approx(float(shift.pow(2).mean()), rel=1e-5)

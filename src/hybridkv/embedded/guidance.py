@@ -67,6 +67,31 @@ def position_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targ
     return _position_losses(visual_tokens, targets[:, ROW : COL + 1])
 
 
+# Coordinate units per row or column step: a 6-block frame spans 1.5, so the targets stay of the order of
+# a visual token's own components.
+COORDINATE_STEP = 0.25
+
+
+def coordinate_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per token with a known (row, column): the mean squared error of that row and column as coordinates,
+    ``COORDINATE_STEP`` per step, read along two fixed random unit directions.
+
+    The position loss writes a row and a column as classes, which a lookup can match but the layers above
+    cannot subtract; which way an object moves is where it is minus where it was (measured: with the
+    position classes, the lower layers found the object in earlier frames but did not work out the
+    direction). Along a fixed direction, a mean over earlier frames is a mean coordinate, and the
+    difference is linear.
+    """
+    positions = targets[:, ROW : COL + 1].to(visual_tokens.device)
+    known = positions[:, 0] != IGNORE
+    if not known.any():
+        return visual_tokens.new_zeros(0)
+    directions = _fixed_readout(4, visual_tokens.shape[-1], 2).to(visual_tokens.device)
+    directions = directions / directions.norm(dim=0, keepdim=True)
+    read = visual_tokens[known].float() @ directions  # (n, 2)
+    return (read - COORDINATE_STEP * positions[known].float()).pow(2).mean(dim=1)
+
+
 def _position_losses(vectors: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of each (row, column) in ``positions`` read from its vector by the fixed
     projection; rows whose position is ``IGNORE`` are left out."""

@@ -29,7 +29,13 @@ from hybridkv.models import LoadedModel, save_pretrained_dir
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
 from .examples import ANSWER_GUIDANCE, IGNORE_INDEX, Example, collate, micro_batches
-from .guidance import GUIDANCE_TERMS, LookupGuide, position_token_losses, recognition_token_losses
+from .guidance import (
+    GUIDANCE_TERMS,
+    LookupGuide,
+    coordinate_token_losses,
+    position_token_losses,
+    recognition_token_losses,
+)
 from .mixture import named_mixture, select
 from .model import build_untrained
 from .prefetch import StepData
@@ -48,6 +54,7 @@ class LossWeights:
     visual_mean_penalty: float = 0.0
     recognition: float = 0.0
     position: float = 0.0
+    coordinates: float = 0.0
     lookup: float = 0.0
     query_position: float = 0.0
     image_code: float = 0.0
@@ -67,6 +74,7 @@ LOSS_WEIGHT_SETTINGS: dict[str, str] = {
     "visual_mean_penalty": "visual_mean_penalty",
     "recognition_loss": "recognition",
     "position_loss": "position",
+    "coordinate_loss": "coordinates",
     "lookup_loss": "lookup",
     "query_position_loss": "query_position",
     "image_code_loss": "image_code",
@@ -124,6 +132,10 @@ class TrainSettings:
     ends_position_loss: float = 0.0
     """Weight of the loss asking, for a motion, each half of the last layer's heads to read where its end of
     the object's path is (``guidance.ends_position_losses``); 0 turns it off."""
+    coordinate_loss: float = 0.0
+    """Weight of the loss asking each visual token with a known row and column to carry them as coordinates
+    along two fixed directions (``guidance.coordinate_token_losses``): positions the layers can subtract,
+    for a motion; 0 turns it off."""
     motion_lookup_loss: float = 0.0
     """Weight of the loss asking a lower decoder layer, at each block naming a derived word, to look at the same
     object in earlier frames (``guidance.motion_lookup_losses``): where it was, for the layers above to
@@ -378,6 +390,7 @@ def train_step_loss(
 
     The other weights add the mean of :func:`recognition_token_losses` (labelled visual tokens, reported
     under ``(recognition)``), :func:`position_token_losses` (grid tokens, ``(position)``),
+    :func:`coordinate_token_losses` (the same tokens, ``(coordinates)``),
     :func:`lookup_token_losses` (answer words with a source, ``(lookup)``), :func:`query_position_losses`
     (``(query position)``), :func:`image_code_losses` (``(image code)`` at visual tokens, ``(asked image)``
     at queries) and :func:`word_code_losses` (``(word code)``, ``(asked words)``), each times its weight. No
@@ -413,6 +426,7 @@ def train_step_loss(
             for name, weight, losses in (
                 ("(recognition)", weights.recognition, recognition_token_losses),
                 ("(position)", weights.position, position_token_losses),
+                ("(coordinates)", weights.coordinates, coordinate_token_losses),
             ):
                 if weight and visual_targets is not None and emitted:
                     extra = losses(loaded, emitted[0], visual_targets)
