@@ -65,8 +65,15 @@ class LossWeights:
     @property
     def guided(self) -> bool:
         """Whether any term needs the last decoder layer's inputs (``guidance.LookupGuide``)."""
-        terms = (self.lookup, self.query_position, self.image_code, self.word_code, self.ends_position)
-        return any(terms) or bool(self.motion_lookup)
+        terms = (
+            self.lookup,
+            self.query_position,
+            self.image_code,
+            self.word_code,
+            self.ends_position,
+            self.motion_lookup,
+        )
+        return any(terms)
 
 
 # TrainSettings' loss weights, each with the LossWeights field it sets.

@@ -91,14 +91,18 @@ def grid_boxes(grid: Mapping[str, Any], cell_blocks: int) -> list[Box]:
     return boxes
 
 
+def centred_box(cx: int, cy: int, size: int, words: tuple[str, ...]) -> Box:
+    """The ``size`` px square an object is drawn in around its centre, named by ``words`` (no grid place)."""
+    x0, y0 = cx - size // 2, cy - size // 2
+    return (x0, y0, x0 + size, y0 + size, words, None)
+
+
 def scene_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_blocks: int) -> list[Box]:
     """Boxes of a rendered scene: each object's bounding square, named by its colour and shape."""
     size = object_px(slot_blocks)
     boxes: list[Box] = []
     for obj in objects:
-        cx, cy = object_centre(obj, image_blocks, slot_blocks)
-        x0, y0 = cx - size // 2, cy - size // 2
-        boxes.append((x0, y0, x0 + size, y0 + size, (obj["colour"], obj["shape"]), None))
+        boxes.append(centred_box(*object_centre(obj, image_blocks, slot_blocks), size, (obj["colour"], obj["shape"])))
     return boxes
 
 
@@ -108,17 +112,7 @@ def frame_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
     boxes: list[Box] = []
     for obj in meta["objects"]:
         if frame >= obj["start"]:
-            cx, cy = frame_position(obj, frame)
-            boxes.append(
-                (
-                    cx - size // 2,
-                    cy - size // 2,
-                    cx - size // 2 + size,
-                    cy - size // 2 + size,
-                    (obj["colour"], obj["shape"]),
-                    None,
-                )
-            )
+            boxes.append(centred_box(*frame_position(obj, frame), size, (obj["colour"], obj["shape"])))
     return boxes
 
 
@@ -131,9 +125,7 @@ def motion_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
     for obj in meta["objects"]:
         moved = (frame - obj["start"]) * max(abs(obj["vx"]), abs(obj["vy"]))
         if frame >= obj["start"] and moved >= BLOCK_PX:
-            cx, cy = frame_position(obj, frame)
-            x0, y0 = cx - size // 2, cy - size // 2
-            boxes.append((x0, y0, x0 + size, y0 + size, (direction_of(obj),), None))
+            boxes.append(centred_box(*frame_position(obj, frame), size, (direction_of(obj),)))
     return boxes
 
 
