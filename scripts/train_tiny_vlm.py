@@ -197,6 +197,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "there rather than at both ends of the path",
     )
     run.add_argument(
+        "--frame-pairs",
+        action="store_true",
+        default=None,
+        help="show each video frame beside the frame before it in the vision tower's temporal patch (saved in the "
+        "model's config)",
+    )
+    run.add_argument(
         "--count-words",
         action="store_true",
         default=None,
@@ -249,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         "motion_lookup_loss": args.motion_lookup_loss,
         "motion_words": args.motion_words,
         "count_words": args.count_words,
+        "frame_pairs": args.frame_pairs,
         "init": args.init,
         "mixture": args.mixture,
         "tasks": None if args.tasks is None else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),

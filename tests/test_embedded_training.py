@@ -69,6 +69,19 @@ def test_resume_matches_uninterrupted_run_and_output_loads(script, tmp_path):
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
 
+def test_frame_pairs_are_saved_in_the_trained_models_config(script, tmp_path):
+    from hybridkv.models.frame_pairs import pairs_frames
+
+    threads = torch.get_num_threads()
+    try:
+        script.main(["--out", str(tmp_path / "paired"), "--steps", "1", "--frame-pairs", *TINY_RUN])
+        script.main(["--out", str(tmp_path / "plain"), "--steps", "1", *TINY_RUN])
+    finally:
+        torch.set_num_threads(threads)
+    assert pairs_frames(load_model(tmp_path / "paired").model.config)  # fed the same way wherever it is loaded
+    assert not pairs_frames(load_model(tmp_path / "plain").model.config)
+
+
 def test_time_budget_stops_cleanly_and_resume_refuses_changed_settings(script, tmp_path):
     threads = torch.get_num_threads()
     try:

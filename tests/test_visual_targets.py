@@ -208,6 +208,10 @@ def test_moving_objects_name_their_direction_once_they_have_moved_a_block():
     (right,) = motion_boxes(meta, 2)
     assert right[4] == ("right",) and right[0] == 40 + 28 - 14  # where the circle is in frame 2
     assert [box[4] for box in motion_boxes(meta, 3)] == [("right",), ("up",)]  # the square started at frame 1
+    # Fed as frame pairs, a frame's tokens show the move from the frame before: named from the second frame on.
+    assert motion_boxes(meta, 0, frame_pairs=True) == []
+    assert [box[4] for box in motion_boxes(meta, 1, frame_pairs=True)] == [("right",)]  # the square is new
+    assert [box[4] for box in motion_boxes(meta, 2, frame_pairs=True)] == [("right",), ("up",)]
 
 
 def test_counting_objects_name_how_many_of_their_kind_the_scene_holds_when_asked(loaded):

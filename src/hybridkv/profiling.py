@@ -97,6 +97,7 @@ def jsonl_items(path: str | os.PathLike[str]) -> list[CalibItem]:
     (items.jsonl, or its folder) reads as is. Every image is opened here, so a bad one fails before any
     model work.
     """
+    from .data.frames import as_clip
     from .models import load_image
 
     manifest = Path(path)
@@ -116,15 +117,16 @@ def jsonl_items(path: str | os.PathLike[str]) -> list[CalibItem]:
                 raise InputError(f"{where}: not valid JSON ({exc.msg}); write one JSON object per line") from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise InputError(f'{where}: needs a "prompt" string; write {{"prompt": ..., "images": [...]}}')
-            paths = []
+            paths = {}
             for key in ("images", "video"):
                 value = record.get(key) or []
                 if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                     raise InputError(f'{where}: "{key}" must be a list of image paths')
-                paths += value
-            if not record["prompt"].strip() and not paths:
+                paths[key] = value
+            if not record["prompt"].strip() and not any(paths.values()):
                 raise InputError(f"{where}: empty prompt and no images; give each line a prompt")
-            images = tuple(load_image(manifest.parent / p) for p in paths)
+            images = tuple(load_image(manifest.parent / p) for p in paths["images"])
+            images += as_clip(load_image(manifest.parent / p) for p in paths["video"])
             items.append(
                 CalibItem(
                     prompt=record["prompt"],

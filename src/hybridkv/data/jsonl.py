@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io import atomic_write
+from .frames import as_clip
 from .item import TaskItem
 
 FORMAT = "hybridkv.data/1"
@@ -87,7 +88,7 @@ def _item(record: dict[str, Any], root: Path) -> TaskItem:
         prompt=record["prompt"],
         answer=record["answer"],
         images=tuple(_load_image(root / rel) for rel in record["images"]),
-        video=None if video is None else tuple(_load_image(root / rel) for rel in video),
+        video=None if video is None else as_clip(_load_image(root / rel) for rel in video),
         meta=record["meta"],
     )
 

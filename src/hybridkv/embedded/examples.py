@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from hybridkv.data import TaskItem
 from hybridkv.errors import InputError
 from hybridkv.models import LoadedModel
+from hybridkv.models.frame_pairs import pairs_frames
 
 from .model import item_images
 from .visual_targets import (
@@ -145,7 +146,12 @@ def encode(
         pixel_values=prompt.get("pixel_values"),
         image_grid_thw=prompt.get("image_grid_thw"),
         visual_targets=visual_targets(
-            item, prompt.get("image_grid_thw"), tokenizer, motion_words=motion_words, count_words=count_words
+            item,
+            prompt.get("image_grid_thw"),
+            tokenizer,
+            motion_words=motion_words,
+            count_words=count_words,
+            frame_pairs=pairs_frames(loaded.model.config),
         ),
         answer_places=torch.cat(places),
         answer_sources=torch.cat(sources),

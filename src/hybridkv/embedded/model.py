@@ -5,7 +5,10 @@ Video items are fed as a sequence of images, one per frame, each with its own
 but its processor needs a video processor, which needs torchvision, and :meth:`LoadedModel.build_inputs`
 (what every evaluation goes through) only takes images. Frames as images work with the stock code, keep
 the frame order in the prompt, and cost twice the video path's tokens (36 per 168 px frame instead of
-36 per pair), which :func:`visual_token_count` accounts for.
+36 per pair), which :func:`visual_token_count` accounts for. A model whose config sets ``frame_pairs``
+(``--frame-pairs`` in training) still gets one token per block and frame, but each frame after a clip's
+first fills the temporal patch's first slot with the frame before (:mod:`hybridkv.models.frame_pairs`),
+so that a token shows motion.
 """
 
 from __future__ import annotations

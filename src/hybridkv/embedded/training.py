@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from hybridkv.errors import ConfigError
 from hybridkv.models import LoadedModel, save_pretrained_dir
+from hybridkv.models.frame_pairs import CONFIG_FLAG as FRAME_PAIRS_FLAG
 
 from .checkpoint import load_checkpoint, read_state, save_checkpoint
 from .evaluation import TaskResult, evaluate
@@ -153,6 +154,12 @@ class TrainSettings:
     of the path: the language model's lower layers are asked (through the word code) to compare a block's
     place with the same object's in the frames before, where the ends' heads had to compare two places at
     the answer."""
+    frame_pairs: bool = False
+    """Every video frame after a clip's first is shown beside the frame before it, in the vision tower's
+    temporal patch (:mod:`hybridkv.models.frame_pairs`; saved in the model's config, so the trained model is
+    fed the same way everywhere): a moving object's tokens show the motion, as a colour is shown, where
+    frames fed alone leave the direction to be worked out across frames. A model trained without it starts
+    from frames that repeat themselves, so its first steps see a blend of two frames at moving objects."""
     count_words: bool = False
     """Each object of a counting scene names, in the word code, how many objects of its colour and shape the
     scene holds (``visual_targets.count_boxes``), for the answer to copy beside the count's sink share:
@@ -261,6 +268,7 @@ def train(settings: TrainSettings, options: RunOptions) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     mixture = select(named_mixture(settings.mixture), settings.tasks)
     loaded = build_untrained(settings.seed)
+    setattr(loaded.model.config, FRAME_PAIRS_FLAG, settings.frame_pairs)
     if settings.init is not None and not options.resume:  # a resumed run takes its weights from the checkpoint
         load_initial_weights(loaded, settings.init)
     data = StepData(loaded, mixture, settings, workers=options.data_workers)

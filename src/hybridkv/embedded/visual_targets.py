@@ -116,15 +116,18 @@ def frame_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
     return boxes
 
 
-def motion_boxes(meta: Mapping[str, Any], frame: int) -> list[Box]:
+def motion_boxes(meta: Mapping[str, Any], frame: int, frame_pairs: bool = False) -> list[Box]:
     """Boxes of one video frame (0-based) named by the direction their object moves: each moving object once
     it has moved at least a block from where it started (a smaller shift may not change which blocks it
-    covers, and the language model sees a token's place in its frame only by block)."""
+    covers, and the language model sees a token's place in its frame only by block). With ``frame_pairs``
+    (:mod:`hybridkv.models.frame_pairs`) a frame's tokens also show the frame before, so the object is
+    named from its second frame on, where its tokens show it move."""
     size = meta["object_px"]
+    least = 1 if frame_pairs else BLOCK_PX
     boxes: list[Box] = []
     for obj in meta["objects"]:
         moved = (frame - obj["start"]) * max(abs(obj["vx"]), abs(obj["vy"]))
-        if frame >= obj["start"] and moved >= BLOCK_PX:
+        if frame >= obj["start"] and moved >= least:
             boxes.append(centred_box(*frame_position(obj, frame), size, (direction_of(obj),)))
     return boxes
 
@@ -159,12 +162,14 @@ def count_boxes(objects: Sequence[Mapping[str, Any]], image_blocks: int, slot_bl
     ]
 
 
-def derived_boxes(item: TaskItem, motion_words: bool, count_words: bool) -> list[list[Box] | None]:
+def derived_boxes(
+    item: TaskItem, motion_words: bool, count_words: bool, frame_pairs: bool = False
+) -> list[list[Box] | None]:
     """Per image of ``item`` (as :func:`item_boxes`), boxes naming a derived word: :func:`motion_boxes` of
     video frames, :func:`count_boxes` of a counting scene, each when asked for; None elsewhere."""
     meta = item.meta
     if motion_words and item.task == "video":
-        return [None] * len(item.images) + [motion_boxes(meta, t) for t in range(len(item.video))]
+        return [None] * len(item.images) + [motion_boxes(meta, t, frame_pairs) for t in range(len(item.video))]
     if count_words and item.task == "counting":
         return [count_boxes(meta["objects"], meta["image_blocks"], meta["slot_blocks"])]
     return [None] * (len(item.images) + len(item.video or ()))
@@ -196,11 +201,13 @@ def visual_targets(
     *,
     motion_words: bool = False,
     count_words: bool = False,
+    frame_pairs: bool = False,
 ) -> torch.Tensor | None:
     """``(visual tokens, WIDTH)`` targets per merged visual token of ``item``, in the order the vision tower
     emits them (image by image, blocks row-major): the word ids it shows, then its grid row, column and
     image number (columns ``ROW``, ``COL``, ``IMAGE``) and the derived word asked for (``DERIVED``,
-    :func:`derived_boxes`), ``IGNORE`` where there is nothing to name.
+    :func:`derived_boxes`; ``frame_pairs`` for a model fed frame pairs), ``IGNORE`` where there is nothing
+    to name.
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -216,7 +223,7 @@ def visual_targets(
         return word_ids[word]
 
     images = item_images(item)
-    derived = derived_boxes(item, motion_words, count_words)
+    derived = derived_boxes(item, motion_words, count_words, frame_pairs)
     grids = zip(item_boxes(item), derived, images, image_grid_thw.tolist(), strict=True)
     for number, (boxes, derived_here, image, (t, h, w)) in enumerate(grids, start=1):
         blocks_h, blocks_w = h // 2, w // 2

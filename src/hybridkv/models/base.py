@@ -16,6 +16,7 @@ from transformers import BatchFeature, PretrainedConfig, PreTrainedModel, PreTra
 from transformers.processing_utils import ProcessorMixin
 
 from hybridkv.errors import InputError, UnsupportedModelError
+from hybridkv.models.frame_pairs import pair_frames, pairs_frames
 from hybridkv.token_types import TokenType
 
 # Vision towers attend bidirectionally over patches; only the language model's KV is cached.
@@ -147,6 +148,15 @@ class LoadedModel:
         else:
             out = self.tokenizer(texts, **common)
         out = BatchFeature(data=dict(out))
+        if has_images and pairs_frames(self.model.config):
+            image_processor = self.processor.image_processor
+            out["pixel_values"] = pair_frames(
+                out["pixel_values"],
+                out["image_grid_thw"],
+                image_lists,
+                image_processor.temporal_patch_size,
+                image_processor.patch_size,
+            )
         limit = getattr(self.adapter.text_config(self.model.config), "max_position_embeddings", None)
         if limit is not None and out["input_ids"].shape[1] > limit:
             raise InputError(

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from ...errors import ConfigError
 from ..drawing import blank, draw_shape, to_image
+from ..frames import as_clip
 from ..palette import BLOCK_PX, COLOUR_NAMES, COLOURS, SHAPES
 from ..spec import (
     Meta,
@@ -190,7 +191,7 @@ def render_frames(meta: Mapping[str, Any]) -> tuple[Image.Image, ...]:
                 cx, cy = position(obj, frame)
                 draw_shape(draw, obj["shape"], cx, cy, meta["object_px"], COLOURS[obj["colour"]])
         frames.append(image)
-    return tuple(frames)
+    return as_clip(frames)
 
 
 def direction_of(obj: Mapping[str, Any]) -> str:

@@ -1,0 +1,82 @@
+"""Video frames shown beside the frame before them (``hybridkv.models.frame_pairs``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from hybridkv.data import export_jsonl, generate_items, load_jsonl
+from hybridkv.data.frames import as_clip, frame_index
+from hybridkv.embedded.model import item_images
+from hybridkv.errors import InputError
+from hybridkv.models.frame_pairs import CONFIG_FLAG, pair_frames
+
+BLOCK = 56  # 2x2 blocks: 16 patches of 14 px
+
+
+def _rows(loaded, image_lists):
+    """The processor's pixel rows per image as (patches, channels, temporal slots, patch pixels)."""
+    out = loaded.processor.image_processor(images=[im for ims in image_lists for im in ims], return_tensors="pt")
+    sizes = out["image_grid_thw"].prod(dim=1).tolist()
+    return out, [r.reshape(len(r), 3, 2, -1) for r in out["pixel_values"].split(sizes)]
+
+
+def _solid(colour):
+    return Image.new("RGB", (BLOCK, BLOCK), colour)
+
+
+def test_each_frame_after_the_first_shows_the_one_before_in_its_first_temporal_slot(loaded):
+    still = _solid("white")
+    clip = as_clip([_solid("red"), _solid("green"), _solid("blue")])
+    other = as_clip([_solid("yellow"), _solid("black")])
+    lists = [[still, *clip], list(other)]
+    out, rows = _rows(loaded, lists)
+    paired = pair_frames(out["pixel_values"], out["image_grid_thw"], lists, 2, 14)
+    sizes = out["image_grid_thw"].prod(dim=1).tolist()
+    after = [r.reshape(len(r), 3, 2, -1) for r in paired.split(sizes)]
+    assert torch.equal(after[0], rows[0]) and torch.equal(after[1], rows[1])  # a still image, a clip's first frame
+    for frame, before in ((2, 1), (3, 2), (5, 4)):
+        assert torch.equal(after[frame][:, :, 0], rows[before][:, :, 1])  # the frame before ...
+        assert torch.equal(after[frame][:, :, 1], rows[frame][:, :, 1])  # ... beside the frame itself
+    assert torch.equal(after[4], rows[4])  # the second prompt's clip starts afresh
+
+
+def test_frames_out_of_order_or_across_prompts_are_refused(loaded):
+    clip = as_clip([_solid("red"), _solid("green"), _solid("blue")])
+    for lists in ([[clip[0], clip[2]]], [[clip[0]], [clip[1]]], [[clip[1]]]):
+        out, _ = _rows(loaded, lists)
+        with pytest.raises(InputError, match="does not follow frame"):
+            pair_frames(out["pixel_values"], out["image_grid_thw"], lists, 2, 14)
+
+
+def test_a_model_configured_for_frame_pairs_gets_them_from_build_inputs_and_nothing_else_changes(loaded):
+    items = generate_items("video", "test", 2, seed=3) + generate_items("grid", "test", 1, seed=3)
+    prompts, images = [it.prompt for it in items], [item_images(it) for it in items]
+    plain = loaded.build_inputs(prompts, images)
+    setattr(loaded.model.config, CONFIG_FLAG, True)
+    try:
+        paired = loaded.build_inputs(prompts, images)
+    finally:
+        delattr(loaded.model.config, CONFIG_FLAG)
+    assert set(plain) == set(paired)
+    for key in plain:
+        if key != "pixel_values":
+            assert torch.equal(plain[key], paired[key]), key
+    sizes = plain["image_grid_thw"].prod(dim=1).tolist()
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(plain["pixel_values"].split(sizes), paired["pixel_values"].split(sizes), strict=True)
+    ]
+    frames = [frame_index(im) for ims in images for im in ims]
+    # Frames whose object moved or appeared differ from the frame before; first frames and the grid never change.
+    assert not any(c for c, f in zip(changed, frames, strict=True) if not f)
+    assert any(changed)
+
+
+def test_clip_frames_keep_their_numbers_through_a_jsonl_round_trip(tmp_path):
+    (item,) = generate_items("video", "test", 1, seed=1)
+    assert [frame_index(f) for f in item.video] == list(range(len(item.video)))
+    (back,) = load_jsonl(export_jsonl([item], tmp_path))
+    assert [frame_index(f) for f in back.video] == list(range(len(item.video)))
+    assert all(frame_index(im) is None for im in back.images)
