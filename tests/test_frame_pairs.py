@@ -80,3 +80,27 @@ def test_clip_frames_keep_their_numbers_through_a_jsonl_round_trip(tmp_path):
     (back,) = load_jsonl(export_jsonl([item], tmp_path))
     assert [frame_index(f) for f in back.video] == list(range(len(item.video)))
     assert all(frame_index(im) is None for im in back.images)
+
+
+def test_paired_frames_make_a_moving_objects_direction_a_word_its_blocks_show(loaded):
+    from hybridkv.embedded.examples import encode
+    from hybridkv.embedded.visual_targets import DERIVED, IGNORE, SHOWN_DERIVED
+
+    (clip,) = generate_items("video", "train", 1, seed=2, questions=("motion",))
+    plain = encode(loaded, clip, motion_words=True).visual_targets
+    assert (plain[:, SHOWN_DERIVED] == IGNORE).all()  # frames alone: the direction is derived, not shown
+    setattr(loaded.model.config, CONFIG_FLAG, True)
+    try:
+        paired = encode(loaded, clip, motion_words=True).visual_targets
+    finally:
+        delattr(loaded.model.config, CONFIG_FLAG)
+    shown = paired[:, SHOWN_DERIVED] != IGNORE
+    assert shown.any() and torch.equal(paired[shown, SHOWN_DERIVED], paired[shown, DERIVED])
+    assert (paired[shown, 0] != IGNORE).all()  # on the object's own blocks
+    from hybridkv.data.tasks.video import direction_of
+
+    moving = {direction_of(o) for o in clip.meta["objects"] if o["vx"] or o["vy"]}
+    named = {loaded.tokenizer.decode([i]) for i in paired[shown, SHOWN_DERIVED].tolist()}
+    assert clip.answer in named and named <= moving  # the target's direction, and a moving decoy's if any
+    # Named from the second frame on: more blocks than the frames alone name (from a block's move on).
+    assert shown.sum() > (plain[:, DERIVED] != IGNORE).sum()

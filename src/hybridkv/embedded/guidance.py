@@ -34,7 +34,7 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_
 
 from hybridkv.models import LoadedModel
 
-from .visual_targets import COL, DERIVED, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, ROW
+from .visual_targets import COL, DERIVED, IGNORE, IMAGE, MAX_IMAGE, MAX_POSITION, MAX_WORDS, ROW, SHOWN_DERIVED
 
 LABEL_IGNORE = -100
 
@@ -46,7 +46,7 @@ def recognition_token_losses(loaded: LoadedModel, visual_tokens: torch.Tensor, t
     Scoring with the output head pulls a token toward the embeddings of its words, the space the language
     model already reads words in.
     """
-    word_ids = targets[:, :MAX_WORDS].to(visual_tokens.device)
+    word_ids = targets[:, [*range(MAX_WORDS), SHOWN_DERIVED]].to(visual_tokens.device)
     labelled = word_ids[:, 0] != IGNORE
     if not labelled.any():
         return visual_tokens.new_zeros(0)

@@ -55,12 +55,14 @@ IGNORE = -100
 # Words per block at most: a shape and its colour, or the two digits of a header number.
 MAX_WORDS = 2
 # Target columns: MAX_WORDS word ids, then the grid row, column and image number (IGNORE off grids), then
-# a derived word (IGNORE where none, or none asked for).
+# a derived word (IGNORE where none, or none asked for), then the derived word again where the block shows it
+# (a direction, when frames are paired), a recognition target beside the block's words.
 ROW = MAX_WORDS
 COL = ROW + 1
 IMAGE = ROW + 2
 DERIVED = ROW + 3
-WIDTH = MAX_WORDS + 4
+SHOWN_DERIVED = ROW + 4
+WIDTH = MAX_WORDS + 5
 # Grid rows and columns the position targets cover (validate_grid allows up to 32; 0 is the header).
 MAX_POSITION = 32
 # Image numbers the image targets cover (long_mixed allows up to 64 images).
@@ -206,8 +208,9 @@ def visual_targets(
     """``(visual tokens, WIDTH)`` targets per merged visual token of ``item``, in the order the vision tower
     emits them (image by image, blocks row-major): the word ids it shows, then its grid row, column and
     image number (columns ``ROW``, ``COL``, ``IMAGE``) and the derived word asked for (``DERIVED``,
-    :func:`derived_boxes`; ``frame_pairs`` for a model fed frame pairs), ``IGNORE`` where there is nothing
-    to name.
+    :func:`derived_boxes`), ``IGNORE`` where there is nothing to name. With ``frame_pairs`` (a model fed
+    frame pairs) a moving object's blocks show its direction, which is then also a word they name
+    (``SHOWN_DERIVED``, scored by the recognition loss).
 
     ``image_grid_thw`` is the processor's patch grid per image; a 28 px block is one merged token only
     when an image is not resized, which the suite's sizes guarantee (a resized image gets no targets).
@@ -244,6 +247,8 @@ def visual_targets(
                 for i, (words, _) in enumerate(labels):
                     if words:
                         ids[i, DERIVED] = word_id(words[0])
+                if frame_pairs and item.task == "video":  # the pair shows the move: the block names it
+                    ids[:, SHOWN_DERIVED] = np.where(ids[:, 0] != IGNORE, ids[:, DERIVED], IGNORE)
         rows.append(ids)
     return torch.from_numpy(np.concatenate(rows))
 
