@@ -104,3 +104,20 @@ def test_paired_frames_make_a_moving_objects_direction_a_word_its_blocks_show(lo
     assert clip.answer in named and named <= moving  # the target's direction, and a moving decoy's if any
     # Named from the second frame on: more blocks than the frames alone name (from a block's move on).
     assert shown.sum() > (plain[:, DERIVED] != IGNORE).sum()
+
+
+def test_the_model_card_says_how_clips_are_fed(loaded):
+    from hybridkv.embedded.card import architecture_of, model_card
+
+    def card() -> str:
+        arch = architecture_of(loaded.model.config)
+        return model_card(
+            {"steps": 1}, [], items_per_task=1, parameters=1, weights_bytes=1, eval_command="x", architecture=arch
+        )
+
+    assert "temporal patch" not in card()
+    setattr(loaded.model.config, CONFIG_FLAG, True)
+    try:
+        assert "each frame after a clip's first shows the frame before it" in card()
+    finally:
+        delattr(loaded.model.config, CONFIG_FLAG)

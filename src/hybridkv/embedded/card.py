@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hybridkv.eval.summary import SummaryRow
+from hybridkv.models.frame_pairs import pairs_frames
 
 FULL_CACHE_BAR = 0.9
 """Every task's full-cache exact-match accuracy on the test split must reach this."""
@@ -59,6 +60,7 @@ def architecture_of(config: Any) -> dict[str, Any]:
         "rope_theta": float(text.rope_parameters["rope_theta"]),
         "vision_depth": vision.depth,
         "vision_hidden": vision.hidden_size,
+        "frame_pairs": pairs_frames(config),
     }
 
 
@@ -219,7 +221,12 @@ def model_card(
         "## Limitations",
         "",
         "- Trained only on the suite: other prompts, image styles or answer formats get meaningless answers.",
-        "- Video clips are fed as numbered images, one per frame, not through Qwen2.5-VL's video path.",
+        "- Video clips are fed as numbered images, one per frame, not through Qwen2.5-VL's video path"
+        + (
+            "; each frame after a clip's first shows the frame before it in its temporal patch (`frame_pairs`)."
+            if (architecture or {}).get("frame_pairs")
+            else "."
+        ),
         "- Tiny: per-step overhead, not attention, dominates its decode time; see docs/performance.md for "
         "speed at real sizes.",
         "",
