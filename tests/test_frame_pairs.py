@@ -121,3 +121,17 @@ def test_the_model_card_says_how_clips_are_fed(loaded):
         assert "each frame after a clip's first shows the frame before it" in card()
     finally:
         delattr(loaded.model.config, CONFIG_FLAG)
+
+
+def test_the_video_probe_script_counts_questions_and_moving_blocks(loaded):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_video.py"
+    spec = importlib.util.spec_from_file_location("probe_video", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    asked = probe.per_question(loaded, "validation", 3)
+    assert sum(n for _, n in asked.values()) == 3 and all(0 <= r <= n for r, n in asked.values())
+    right, blocks = probe.direction_readout(loaded, "validation", 1)
+    assert blocks > 0 and 0 <= right <= blocks
