@@ -93,6 +93,12 @@ def test_card_reproduces_a_staged_run_command_by_command():
         eval_command="x",
     )
     assert "Stage 1 of 2: 2800 optimizer steps" in card and "Stage 2 of 2: from the previous stage's weights" in card
+    switched = {**second_stage, "settings": {**second_stage["settings"], "frame_pairs": True, "tasks": ["video"]}}
+    (command,) = training_commands(switched)[-1:]
+    assert " --frame-pairs " in command + " " and "--frame-pairs True" not in command and "--tasks video" in command
+    assert "--count-words" not in command  # a switch left off is not written
+    card = model_card(switched, [], items_per_task=1, parameters=1, weights_bytes=1, eval_command="x")
+    assert "task mixture `weak-tasks`, only `video`" in card
 
 
 def test_embedded_is_the_default_and_a_missing_copy_names_the_fix(monkeypatch, tmp_path):

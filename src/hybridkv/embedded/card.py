@@ -129,7 +129,17 @@ def _flags(values: Mapping[str, Any]) -> str:
             return ",".join(str(v) for v in value)
         return f"{value:g}" if isinstance(value, float) else str(value)
 
-    return " ".join(f"--{name.replace('_', '-')} {text(v)}" for name, v in sorted(values.items()) if v is not None)
+    def flag(name: str, value: Any) -> str:
+        option = f"--{name.replace('_', '-')}"
+        return option if value is True else f"{option} {text(value)}"  # switches take no value
+
+    return " ".join(flag(name, v) for name, v in sorted(values.items()) if v is not None and v is not False)
+
+
+def _data_of(settings: Mapping[str, Any]) -> str:
+    mixture = f"task mixture `{settings.get('mixture', 'default')}`"
+    tasks = settings.get("tasks")
+    return f"{mixture}, only {', '.join(f'`{t}`' for t in tasks)}" if tasks else mixture
 
 
 def _threads(n: Any) -> str:
@@ -143,8 +153,8 @@ def _stage_lines(stages: Sequence[Mapping[str, Any]]) -> list[str]:
         name = f"Stage {k} of {len(stages)}: " if len(stages) > 1 else ""
         start = "from the previous stage's weights, " if settings.get("init") else ""
         lines.append(
-            f"- {name}{start}{stage.get('steps')} optimizer steps of {settings.get('batch_size')} items, task "
-            f"mixture `{settings.get('mixture', 'default')}` (AdamW, peak lr {settings.get('lr')}, "
+            f"- {name}{start}{stage.get('steps')} optimizer steps of {settings.get('batch_size')} items, "
+            f"{_data_of(settings)} (AdamW, peak lr {settings.get('lr')}, "
             f"{settings.get('warmup_steps')} warmup steps, cosine decay), seed {stage.get('seed')}, "
             f"{stage.get('seconds', 0) / 60:.0f} min on CPU ({_threads(stage.get('threads'))} in its last segment)."
         )
