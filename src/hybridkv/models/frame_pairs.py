@@ -41,28 +41,26 @@ def pair_frames(
     image's patch grid. A frame numbered k > 0 (:func:`hybridkv.data.frames.frame_index`) must directly
     follow frame k - 1 of the same prompt, at the same size.
     """
-    images = [image for images in image_lists for image in images]
-    firsts, first = set(), 0  # where each prompt's images start: a clip never runs across prompts
-    for images_of_prompt in image_lists:
-        firsts.add(first)
-        first += len(images_of_prompt)
-    if len(images) != len(grid_thw):
-        raise InputError(f"{len(images)} images but {len(grid_thw)} patch grids; pass the processor's own output")
-    sizes = (grid_thw[:, 0] * grid_thw[:, 1] * grid_thw[:, 2]).tolist()
-    starts = [0]
-    for size in sizes:
-        starts.append(starts[-1] + size)
+    n_images = sum(map(len, image_lists))
+    if n_images != len(grid_thw):
+        raise InputError(f"{n_images} images but {len(grid_thw)} patch grids; pass the processor's own output")
     rows = pixel_values.reshape(len(pixel_values), -1, temporal_patch_size, patch_size * patch_size)
     paired = rows.clone()
-    for i, image in enumerate(images):
-        number = frame_index(image)
-        if not number:
-            continue
-        before = frame_index(images[i - 1]) if i not in firsts else None
-        if before != number - 1 or sizes[i] != sizes[i - 1] or image.size != images[i - 1].size:
-            raise InputError(
-                f"video frame {number + 1} does not follow frame {number} of the same clip at the same size; "
-                "pass a clip's frames in order, after the prompt's own images (hybridkv.data.frames.as_clip)"
-            )
-        paired[starts[i] : starts[i + 1], :, 0] = rows[starts[i - 1] : starts[i], :, -1]
+    sizes = grid_thw.prod(dim=1).tolist()
+    before_pairing, after_pairing = rows.split(sizes), paired.split(sizes)  # per image; the latter views paired
+    first = 0  # this prompt's first image among all: a clip never runs across prompts
+    for images in image_lists:
+        for k, image in enumerate(images):
+            number = frame_index(image)
+            if not number:
+                continue
+            i, previous = first + k, images[k - 1] if k else None
+            same_size = previous is not None and image.size == previous.size and sizes[i] == sizes[i - 1]
+            if not same_size or frame_index(previous) != number - 1:
+                raise InputError(
+                    f"video frame {number + 1} does not follow frame {number} of the same clip at the same size; "
+                    "pass a clip's frames in order, after the prompt's own images (hybridkv.data.frames.as_clip)"
+                )
+            after_pairing[i][:, :, 0] = before_pairing[i - 1][:, :, -1]
+        first += len(images)
     return paired.reshape(pixel_values.shape)
