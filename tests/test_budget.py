@@ -481,3 +481,14 @@ def test_a_short_prompt_gets_room_to_retrieve():
     assert fit_short_layout(81, sinks=4, window=16, chunk_size=16) == (4, 16, 8)
     with pytest.raises(BudgetError, match="window and chunk_size >= 1"):
         fit_short_layout(27, sinks=4, window=0, chunk_size=16)
+
+
+def test_window_yields_only_where_that_buys_one_chunk():
+    # 10% of a 51-token attribute context: 5 tokens; one sink and one window token leave 3, no chunk
+    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16) == (1, 1, MIN_CHUNK_TOKENS)
+    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16, window_yields=True) == (1, 0, MIN_CHUNK_TOKENS)
+    # a chunk already fits, or dropping the whole window would still not buy one: unchanged
+    for budget in (6, 7, 27, 81, 200, 4, 2, 0):
+        assert fit_short_layout(budget, sinks=4, window=16, chunk_size=16, window_yields=True) == fit_short_layout(
+            budget, sinks=4, window=16, chunk_size=16
+        )

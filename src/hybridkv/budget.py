@@ -54,7 +54,9 @@ class FittedLayout(NamedTuple):
     chunk_size: int
 
 
-def fit_short_layout(head_budget: int, *, sinks: int, window: int, chunk_size: int) -> FittedLayout:
+def fit_short_layout(
+    head_budget: int, *, sinks: int, window: int, chunk_size: int, window_yields: bool = False
+) -> FittedLayout:
     """The (sinks, window, chunk size) a head budget of ``head_budget`` tokens can afford.
 
     Why: with the paper-sized window (16) and chunks (16), a 10% budget of a 260-token prompt (26 tokens)
@@ -65,7 +67,9 @@ def fit_short_layout(head_budget: int, *, sinks: int, window: int, chunk_size: i
     aligned with the configured 16-token ones: 15-token chunks lost 3 of 8 many-image items at 2% where
     8-token chunks lost 1). Four sinks out of a 7-token budget (10% of a 70-token prompt) left a dynamic
     head no chunk at all; one sink leaves it one (docs/methods.md, "Equal budgets"). Budgets that already
-    afford the configured sizes keep them unchanged.
+    afford the configured sizes keep them unchanged. ``window_yields``: where the window alone stands
+    between the budget and one chunk (a 5-token share: one sink, one window token, 3 spare), shorten the
+    window so that one chunk fits (docs/results.md, "A lead, measured and not adopted").
     """
     if head_budget < 0 or sinks < 0 or window < 1 or chunk_size < 1:
         raise BudgetError(
@@ -79,7 +83,10 @@ def fit_short_layout(head_budget: int, *, sinks: int, window: int, chunk_size: i
         return FittedLayout(fitted_sinks, fitted_window, chunk_size)
     per_chunk = room // MIN_SELECTED_CHUNKS
     power_of_two = 1 << (per_chunk.bit_length() - 1) if per_chunk > 0 else 0
-    return FittedLayout(fitted_sinks, fitted_window, min(chunk_size, max(MIN_CHUNK_TOKENS, power_of_two)))
+    fitted_chunk = min(chunk_size, max(MIN_CHUNK_TOKENS, power_of_two))
+    if window_yields and room < fitted_chunk <= room + fitted_window:
+        fitted_window -= fitted_chunk - room
+    return FittedLayout(fitted_sinks, fitted_window, fitted_chunk)
 
 
 @dataclass(frozen=True)

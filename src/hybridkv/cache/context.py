@@ -44,7 +44,11 @@ class CacheContext:
         if cfg.fit_short_prompts:
             head_budget = prompt_tokens_budget(cfg.budget, prompt_len, floor=0)
             fit = fit_short_layout(
-                head_budget, sinks=cfg.sinks, window=max(1, cfg.kept_window), chunk_size=cfg.chunk_size
+                head_budget,
+                sinks=cfg.sinks,
+                window=max(1, cfg.kept_window),
+                chunk_size=cfg.chunk_size,
+                window_yields=cfg.short_window_yields,
             )
             fit = fit._replace(window=min(fit.window, cfg.kept_window))  # a configured 0 stays 0
             if fit != (cfg.sinks, cfg.kept_window, cfg.chunk_size):
