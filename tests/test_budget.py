@@ -447,12 +447,16 @@ def test_input_adaptive_factor_only_ever_shrinks_and_is_bounded(concentration, r
 @given(
     head_budget=st.integers(0, 5000),
     sinks=st.integers(0, 8),
-    window=st.integers(1, 64),
+    window=st.integers(0, 64),
     chunk_size=st.integers(1, 64),
+    window_yields=st.booleans(),
 )
-def test_fitted_layout_stays_within_the_configured_sizes(head_budget, sinks, window, chunk_size):
-    s, w, c = fit_short_layout(head_budget, sinks=sinks, window=window, chunk_size=chunk_size)
-    assert 1 <= w <= window and w <= max(1, head_budget // 4)
+def test_fitted_layout_stays_within_the_configured_sizes(head_budget, sinks, window, chunk_size, window_yields):
+    fit = fit_short_layout(head_budget, sinks=sinks, window=window, chunk_size=chunk_size, window_yields=window_yields)
+    s, w, c = fit
+    assert w <= window and w <= max(1, head_budget // 4)
+    if w < min(window, max(1, head_budget // 4)):  # the window only yields, and only as far as one chunk needs
+        assert window_yields and head_budget - s - w == c
     assert s <= sinks and (s >= 1 or sinks == 0) and s <= max(1, int(head_budget * SINK_SHARE))
     assert 1 <= c <= chunk_size
     assert c >= min(chunk_size, MIN_CHUNK_TOKENS)
@@ -479,16 +483,32 @@ def test_a_short_prompt_gets_room_to_retrieve():
     assert fit_short_layout(0, sinks=0, window=16, chunk_size=16) == (0, 1, MIN_CHUNK_TOKENS)  # none asked, none kept
     # 2% of a 4,047-token many-image prompt: 81 tokens, 61 after sinks and window: 8-token chunks, not 15
     assert fit_short_layout(81, sinks=4, window=16, chunk_size=16) == (4, 16, 8)
-    with pytest.raises(BudgetError, match="window and chunk_size >= 1"):
-        fit_short_layout(27, sinks=4, window=0, chunk_size=16)
+    assert fit_short_layout(27, sinks=4, window=0, chunk_size=16) == (4, 0, 4)  # a window of 0 asked, 0 kept
+    with pytest.raises(BudgetError, match="window must be >= 0"):
+        fit_short_layout(27, sinks=4, window=-1, chunk_size=16)
 
 
 def test_window_yields_only_where_that_buys_one_chunk():
-    # 10% of a 51-token attribute context: 5 tokens; one sink and one window token leave 3, no chunk
-    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16) == (1, 1, MIN_CHUNK_TOKENS)
-    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16, window_yields=True) == (1, 0, MIN_CHUNK_TOKENS)
+    # 10% of a 46-token attribute context: 5 tokens; one sink and one window token leave 3, no chunk
+    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16, window_yields=False) == (1, 1, MIN_CHUNK_TOKENS)
+    assert fit_short_layout(5, sinks=4, window=16, chunk_size=16) == (1, 0, MIN_CHUNK_TOKENS)
     # a chunk already fits, or dropping the whole window would still not buy one: unchanged
     for budget in (6, 7, 27, 81, 200, 4, 2, 0):
-        assert fit_short_layout(budget, sinks=4, window=16, chunk_size=16, window_yields=True) == fit_short_layout(
-            budget, sinks=4, window=16, chunk_size=16
+        assert fit_short_layout(budget, sinks=4, window=16, chunk_size=16) == fit_short_layout(
+            budget, sinks=4, window=16, chunk_size=16, window_yields=False
         )
+
+
+def test_cache_fits_a_configured_zero_window_without_a_spare_token():
+    from hybridkv.cache.hybrid_cache import HybridCache
+
+    # 10% of a 46-token attribute context: a 5-token share; no window leaves room for one sink and a chunk
+    for recent_window, yields in ((0, False), (0, True), (None, True)):
+        cfg = HybridKVConfig(budget=0.1, recent_window=recent_window, short_window_yields=yields)
+        fitted = HybridCache(2, cfg).ctx.fit_to_prompt(46)
+        assert (fitted.sinks, fitted.kept_window, fitted.chunk_size) == (1, 0, MIN_CHUNK_TOKENS)
+    fitted = HybridCache(2, HybridKVConfig(budget=0.1, short_window_yields=False)).ctx.fit_to_prompt(46)
+    assert (fitted.sinks, fitted.kept_window, fitted.chunk_size) == (1, 1, MIN_CHUNK_TOKENS)
+    # a 36-token share: 4 sinks and no window leave 32, four chunks of 8 (a phantom window token left 4 of 4)
+    fitted = HybridCache(2, HybridKVConfig(budget=0.1, recent_window=0)).ctx.fit_to_prompt(360)
+    assert (fitted.sinks, fitted.kept_window, fitted.chunk_size) == (4, 0, 8)

@@ -55,7 +55,7 @@ class FittedLayout(NamedTuple):
 
 
 def fit_short_layout(
-    head_budget: int, *, sinks: int, window: int, chunk_size: int, window_yields: bool = False
+    head_budget: int, *, sinks: int, window: int, chunk_size: int, window_yields: bool = True
 ) -> FittedLayout:
     """The (sinks, window, chunk size) a head budget of ``head_budget`` tokens can afford.
 
@@ -69,12 +69,12 @@ def fit_short_layout(
     head no chunk at all; one sink leaves it one (docs/methods.md, "Equal budgets"). Budgets that already
     afford the configured sizes keep them unchanged. ``window_yields``: where the window alone stands
     between the budget and one chunk (a 5-token share: one sink, one window token, 3 spare), shorten the
-    window so that one chunk fits (docs/results.md, "A lead, measured and not adopted").
+    window so that one chunk fits (docs/methods.md, "Short prompts"). A configured ``window`` of 0 stays 0.
     """
-    if head_budget < 0 or sinks < 0 or window < 1 or chunk_size < 1:
+    if head_budget < 0 or sinks < 0 or window < 0 or chunk_size < 1:
         raise BudgetError(
             f"cannot fit a window and chunks to head_budget={head_budget}, sinks={sinks}, window={window}, "
-            f"chunk_size={chunk_size}: budget and sinks must be >= 0, window and chunk_size >= 1"
+            f"chunk_size={chunk_size}: budget, sinks and window must be >= 0, chunk_size >= 1"
         )
     fitted_window = min(window, max(1, int(head_budget * WINDOW_SHARE)))
     fitted_sinks = min(sinks, max(1, int(head_budget * SINK_SHARE)))

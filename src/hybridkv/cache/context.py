@@ -46,11 +46,10 @@ class CacheContext:
             fit = fit_short_layout(
                 head_budget,
                 sinks=cfg.sinks,
-                window=max(1, cfg.kept_window),
+                window=cfg.kept_window,
                 chunk_size=cfg.chunk_size,
                 window_yields=cfg.short_window_yields,
             )
-            fit = fit._replace(window=min(fit.window, cfg.kept_window))  # a configured 0 stays 0
             if fit != (cfg.sinks, cfg.kept_window, cfg.chunk_size):
                 cfg = replace(cfg, sinks=fit.sinks, recent_window=fit.window, chunk_size=fit.chunk_size)
         self.config = cfg
