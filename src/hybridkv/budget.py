@@ -62,7 +62,7 @@ def fit_short_layout(
     Why: with the paper-sized window (16) and chunks (16), a 10% budget of a 260-token prompt (26 tokens)
     is all sinks and window, so a dynamic head retrieves nothing and every method degenerates into
     StreamingLLM. The window and the sinks therefore take at most ``WINDOW_SHARE`` and ``SINK_SHARE`` of the
-    budget (at least one token each), and chunks shrink to the largest power of two of which
+    budget (at least one token each, where any is configured), and chunks shrink to the largest power of two of which
     ``MIN_SELECTED_CHUNKS`` fit beside them (never below ``MIN_CHUNK_TOKENS``; a power of two keeps the runs
     aligned with the configured 16-token ones: 15-token chunks lost 3 of 8 many-image items at 2% where
     8-token chunks lost 1). Four sinks out of a 7-token budget (10% of a 70-token prompt) left a dynamic
