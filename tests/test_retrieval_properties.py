@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridkv.cache.chunk_store import ChunkStore, runs_of, slot_counts
+from hybridkv.cache.chunk_store import ChunkStore, ColdSource, runs_of, slot_counts
 from hybridkv.cache.hot_store import HotStore
 from hybridkv.cache.summaries import chunk_bounds, upper_bound_scores
 from hybridkv.cache.tiers import HostTier
@@ -16,7 +16,7 @@ from hybridkv.kernels import merge_partials, segment_attention, tail_attention
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 
 
-def make_store(bodies_k, bodies_v, n_select, chunk, extra, chunk_sizes=None):
+def make_store(bodies_k, bodies_v, n_select, chunk, extra, chunk_sizes=None, source=None):
     """A chunk store whose slots live in a hot store with no resident tokens (so only chunks are attended)."""
     heads = len(bodies_k)
     if chunk_sizes is None:
@@ -42,8 +42,39 @@ def make_store(bodies_k, bodies_v, n_select, chunk, extra, chunk_sizes=None):
         device=torch.device("cpu"),
         scoring="max",
         chunk_sizes=chunk_sizes,
+        source=source,
     )
     return store, hot
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    lengths=st.lists(st.integers(1, 30), min_size=1, max_size=4),
+    chunk=st.integers(1, 8),
+    n_select=st.integers(1, 4),
+)
+def test_chunks_read_from_a_cold_copy_equal_stored_chunks(seed, lengths, chunk, n_select):
+    """A parked prompt's chunk store reads bodies by token index from the copy it already holds: the same
+    chunks land in the same slots as when the store keeps its own bodies, and nothing is stored twice."""
+    g = torch.Generator().manual_seed(seed)
+    dim, total = 8, 64
+    flat_k, flat_v = torch.randn(total, dim, generator=g), torch.randn(total, dim, generator=g)
+    rows = [torch.randperm(total, generator=g)[:n].sort().values for n in lengths]  # each head's body rows
+    bodies_k, bodies_v = [flat_k[r] for r in rows], [flat_v[r] for r in rows]
+    picks = [min(n_select, len(runs_of(n, chunk))) for n in lengths]
+    stored, hot_a = make_store(bodies_k, bodies_v, picks, chunk, 1)
+    sourced, hot_b = make_store(bodies_k, bodies_v, picks, chunk, 1, source=ColdSource(flat_k, flat_v, rows))
+    query = torch.randn(len(lengths), 2, dim, generator=g)
+    for step in (1, 2):
+        chosen, valid = stored.select(query * step)
+        assert torch.equal(chosen, sourced.select(query * step)[0])
+        stored.fetch(chosen, valid, step)
+        sourced.fetch(chosen, valid, step)
+        assert torch.equal(hot_a.keys, hot_b.keys) and torch.equal(hot_a.values, hot_b.values)
+        assert torch.equal(hot_a.active, hot_b.active)
+    assert all(t.data_ptr() != flat_k.data_ptr() for t in stored.cold_tensors())
+    assert [t.dtype for t in sourced.cold_tensors()] == [torch.int32]  # token indices only
 
 
 @SETTINGS

@@ -53,6 +53,9 @@ def hybridkv_attention(
         with cache.ctx.recorder.timed("compress"):
             layer.compress(query, attention_mask, scaling)
         return out, None
+    if layer.phase is Phase.PARKED:  # a question arrives at a parked prompt: it is prefilled, then selects
+        with cache.ctx.recorder.timed("compress"):
+            return layer.select_for_question(query, scaling), None
     with cache.ctx.recorder.timed("decode_attention"):
         return layer.attend(query, scaling), None
 

@@ -16,6 +16,7 @@ from .errors import BudgetError, ConfigError
 HeadTypePolicy = Literal["online", "static", "dynamic"]
 ColdTier = Literal["host", "disk"]
 ChunkScoring = Literal["sum", "max"]
+SelectAt = Literal["prefill", "question"]
 
 
 def validate_budget(budget: float | int) -> float | int:
@@ -144,6 +145,14 @@ class HybridKVConfig:
     any query head in the group, so a chunk one head needs is not outvoted by the others; ``sum`` bounds the
     group's summed logit (one matmul fewer per step). ``max`` scored as well or better in every SmolLM2 comparison
     (docs/method.md, section 4), so it is the default."""
+    select_at: SelectAt = "prefill"
+    """When a question is asked after compression (a ``Session``, the question-agnostic setting), what chooses
+    the heads' types and what static heads keep: ``prefill``, the context's own last queries (the paper; what is
+    evicted is gone); ``question`` (beyond the paper), each question's own queries: the context's KV waits whole
+    in the cold tier until the question is appended, is then classified and compressed exactly as a prompt that
+    ends with the question would be, and is restored whole for the next question. Costs one read of the
+    context's KV per question and a cold tier that holds all of it (reported in ``cold_bytes``). With the question
+    in the prompt (``generate``) there is nothing to wait for, and both choose alike."""
     lru_extra_chunks: int = 0
     """Resident chunk slots per dynamic head beyond what one step attends (kept for reuse, LRU)."""
     cold_tier: ColdTier = "host"
@@ -238,6 +247,13 @@ class HybridKVConfig:
             raise ConfigError(
                 "evict_during_decode (H2O) ranks kept tokens by accumulated attention and evicts from every head: "
                 "it needs head_types='static' and token_scores='accumulated' (use method h2o)"
+            )
+        if self.select_at not in ("prefill", "question"):
+            raise ConfigError(f"select_at must be 'prefill' or 'question', got {self.select_at!r}")
+        if self.select_at == "question" and self.token_scores == "accumulated":
+            raise ConfigError(
+                "select_at='question' scores tokens by the question's window; accumulated scores (H2O) need every "
+                "prompt query, which a session has already discarded: use select_at='prefill' with h2o"
             )
         if self.merge not in ("none", "average"):
             raise ConfigError(f"merge must be 'none' or 'average', got {self.merge!r}")

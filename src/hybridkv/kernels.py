@@ -46,11 +46,16 @@ def segment_attention(
 
 
 def tail_attention(
-    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, scaling: float
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    scaling: float,
+    key_valid: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal attention of the q newest positions over the dense tail (which already contains them).
 
-    query [B, H_q, q, D]; keys/values [B, H_kv, T, D]. Returns (out [B*H_q*q, D], lse [B*H_q*q]).
+    query [B, H_q, q, D]; keys/values [B, H_kv, T, D]; ``key_valid`` [B, T] masks padding (None: none).
+    Returns (out [B*H_q*q, D], lse [B*H_q*q]).
     """
     b, hq, q, d = query.shape
     hkv, t = keys.shape[1], keys.shape[2]
@@ -61,6 +66,8 @@ def tail_attention(
         qpos = torch.arange(q, device=query.device).repeat(g) + (t - q)  # tail index of each query row
         future = torch.arange(t, device=query.device)[None, :] > qpos[:, None]
         scores.masked_fill_(future, float("-inf"))
+    if key_valid is not None:
+        scores.masked_fill_(~key_valid[:, None, None, :], float("-inf"))
     m = scores.amax(-1, keepdim=True)
     p = torch.exp(scores - m)
     s = p.sum(-1, keepdim=True)

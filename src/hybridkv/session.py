@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .cache import HybridCache
 from .errors import CacheStateError, ConfigError, InputError
 from .generation import GenerationResult, generate, generate_with_cache
 from .methods import Method
@@ -82,6 +83,8 @@ class Session:
         stack.enter_context(self.method(model))
         try:
             self.cache = self.method.make_cache(model, inputs)
+            if isinstance(self.cache, HybridCache):
+                self.cache.select_at_question()  # parks the context where the method selects per question
             t0 = time.perf_counter()
             with torch.inference_mode():
                 model(**inputs, past_key_values=self.cache, use_cache=True, logits_to_keep=1)

@@ -19,6 +19,16 @@ from .tiers import DiskTier, HostTier
 
 
 @dataclass
+class ColdSource:
+    """Chunk bodies read from a cold copy that is already held (a parked prompt) instead of stored again:
+    ``keys`` / ``values`` [N, D] token rows, and for each dynamic head the rows of its body, in chunk order."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    positions: list[torch.Tensor]
+
+
+@dataclass
 class FetchResult:
     hits: int
     misses: int
@@ -41,6 +51,7 @@ class ChunkStore:
         device: torch.device,
         scoring: ChunkScoring,
         chunk_sizes: list[list[int]] | None = None,
+        source: ColdSource | None = None,
     ) -> None:
         """tokens_k/v: one [n_tokens_h, D] tensor per dynamic head (its prompt middle); segments: b * H_kv + h.
 
@@ -51,6 +62,9 @@ class ChunkStore:
         Each head's tokens are cut into consecutive chunks of ``chunk_sizes[h]`` tokens (each at most
         ``chunk_size``; default: runs of ``chunk_size``, see ``hybridkv.cache.chunking``); a partial chunk
         is padded with copies of its last key (harmless for min/max) and its padding is never attended.
+
+        ``source``: the bodies already sit in the cold tier (a parked prompt, ``ColdSource``), so chunks are
+        read from there by token index instead of being stored a second time.
         """
         self.device = device
         self.scoring = scoring
@@ -79,9 +93,15 @@ class ChunkStore:
             self.kmax[i, : body.shape[0]] = hi.to(device)
         self.chunk_valid = torch.arange(c_max, device=device)[None, :] < self.n_chunks[:, None]
 
-        # cold bodies, packed head after head
-        self.cold_k = tier.store(torch.cat(bodies_k))
-        self.cold_v = tier.store(torch.cat(bodies_v))
+        # cold bodies, packed head after head: stored, or token indices into a cold copy already held
+        self.source = source
+        if source is None:
+            self.cold_k = tier.store(torch.cat(bodies_k))
+            self.cold_v = tier.store(torch.cat(bodies_v))
+        else:
+            index = [_pad_chunks(t, sizes, c) for t, sizes in zip(source.positions, chunk_sizes, strict=True)]
+            self.cold_index = torch.cat(index).to(device="cpu", dtype=torch.int32)  # [n_chunks, C]
+            self.cold_k, self.cold_v = source.keys, source.values
 
         # resident slots (views into the layer's hot store), n_slots[h] per head, packed
         n_slots_t = torch.tensor(n_slots, dtype=torch.long, device=device)
@@ -100,7 +120,7 @@ class ChunkStore:
         # host staging for chunk copies, pinned so the copy to the accelerator is asynchronous
         self._stage: tuple[torch.Tensor, torch.Tensor] | None = None
         if device.type != "cpu" and total_slots:
-            shape = (total_slots, c, head_dim)
+            shape = (total_slots * c * head_dim,)  # flat: holds chunk rows or token rows alike
             self._stage = (
                 torch.empty(shape, dtype=self.cold_k.dtype, pin_memory=True),
                 torch.empty(shape, dtype=self.cold_v.dtype, pin_memory=True),
@@ -163,19 +183,25 @@ class ChunkStore:
 
     def _copy_in(self, dst: torch.Tensor, src: torch.Tensor) -> None:
         """Copy cold chunks ``src`` into resident slots ``dst`` (both host index tensors)."""
-        n = src.numel()
+        n, c, d = src.numel(), self.chunk_size, self.slot_k.shape[-1]
+        if self.source is None:  # chunk rows of the stored bodies
+            rows, flat_k, flat_v = src, self.cold_k.view(-1, c * d), self.cold_v.view(-1, c * d)
+        else:  # token rows of the cold copy
+            rows, flat_k, flat_v = self.cold_index.index_select(0, src).flatten().long(), self.cold_k, self.cold_v
         if self._stage is None:  # same device: gather straight into the slots
             dst_d, src_d = dst.to(self.device), src.to(self.device)
-            self.slot_k.index_copy_(0, dst_d, self.cold_k.index_select(0, src))
-            self.slot_v.index_copy_(0, dst_d, self.cold_v.index_select(0, src))
+            self.slot_k.index_copy_(0, dst_d, flat_k.index_select(0, rows).view(n, c, d).to(self.device))
+            self.slot_v.index_copy_(0, dst_d, flat_v.index_select(0, rows).view(n, c, d).to(self.device))
         else:
             stage_k, stage_v = self._stage
-            torch.index_select(self.cold_k, 0, src, out=stage_k[:n])
-            torch.index_select(self.cold_v, 0, src, out=stage_v[:n])
+            out_k = stage_k[: n * c * d].view(rows.numel(), flat_k.shape[1])
+            out_v = stage_v[: n * c * d].view(rows.numel(), flat_v.shape[1])
+            torch.index_select(flat_k, 0, rows, out=out_k)
+            torch.index_select(flat_v, 0, rows, out=out_v)
             dst_d = dst.to(self.device, non_blocking=True)
             src_d = src.to(self.device, non_blocking=True)
-            self.slot_k.index_copy_(0, dst_d, stage_k[:n].to(self.device, non_blocking=True))
-            self.slot_v.index_copy_(0, dst_d, stage_v[:n].to(self.device, non_blocking=True))
+            self.slot_k.index_copy_(0, dst_d, out_k.view(n, c, d).to(self.device, non_blocking=True))
+            self.slot_v.index_copy_(0, dst_d, out_v.view(n, c, d).to(self.device, non_blocking=True))
         self.slot_chunk.index_copy_(0, dst_d, src_d)
         self.slot_len.index_copy_(0, dst_d, self.chunk_len.index_select(0, src_d))
 
@@ -201,8 +227,10 @@ class ChunkStore:
         ]
 
     def cold_tensors(self) -> list[torch.Tensor]:
-        """Host-side tensors: chunk bodies, and the pinned staging used to copy them in."""
-        return [self.cold_k, self.cold_v] + (list(self._stage) if self._stage is not None else [])
+        """Host-side tensors: chunk bodies (or, over a cold copy held elsewhere, their token indices), and the
+        pinned staging used to copy them in."""
+        own = [self.cold_k, self.cold_v] if self.source is None else [self.cold_index]
+        return own + (list(self._stage) if self._stage is not None else [])
 
 
 def slot_counts(n_chunks: list[int], n_select: list[int], extra_slots: int) -> list[int]:

@@ -29,6 +29,9 @@ class CacheContext:
     prefill: dict[str, Any] = field(default_factory=dict)
     """What one prefill hands from layer to layer (FastV's ranking, MadaKV's carried budget); layer 0
     starts it afresh and the last layer clears it, so nothing of it outlives the prefill."""
+    park_prompt: bool = False
+    """True in a session whose config selects at question time: layers park the prompt at prefill
+    (``HybridCache.select_at_question``)."""
     requested: HybridKVConfig | None = None
     """The config the cache was built with; ``config`` is it fitted to the current prompt (``fit_to_prompt``)."""
 

@@ -6,8 +6,9 @@ import torch
 from transformers.cache_utils import Cache
 
 from ..config import HybridKVConfig
+from ..errors import CacheStateError
 from .context import CacheContext
-from .layer import HybridLayer
+from .layer import HybridLayer, Phase
 from .stats import CacheStats, StatsRecorder, storage_bytes
 from .tiers import make_tier
 
@@ -38,6 +39,15 @@ class HybridCache(Cache):
             num_layers=num_layers,
         )
         super().__init__(layers=[HybridLayer(i, self.ctx) for i in range(num_layers)])
+
+    def select_at_question(self) -> bool:
+        """Called by a session before its context's prefill: where the config selects at question time
+        (``HybridKVConfig.select_at``), the context is parked whole until each question arrives. Returns
+        whether it will be."""
+        if self.layers[0].phase is not Phase.EMPTY:
+            raise CacheStateError("select_at_question() must come before the prefill; call it on a new cache")
+        self.ctx.park_prompt = self.config.select_at == "question"
+        return self.ctx.park_prompt
 
     def reset(self) -> None:
         """Forget everything, so the cache can take a new prompt (re-prefill)."""

@@ -8,6 +8,11 @@ Lifecycle (explicit state, never guessed from the model's arguments):
 * ``COMPRESSED`` -> each ``update`` appends to a dense tail shared by all heads; ``attend`` reads the
   packed resident tokens, the retrieved chunks and the tail.
 
+In a session whose config selects at question time (``HybridKVConfig.select_at``), ``compress`` parks
+the prompt whole in the cold tier instead (``PARKED``); the first append after it (the question) brings
+it back, classifies and compresses it with the question's queries (``select_for_question``), and a
+``crop`` back to the prompt parks it again for the next question.
+
 Storage after compression (per KV head, its own length, nothing padded to a layer maximum):
 static heads keep their text-prior selection; dynamic heads keep sinks + recent window resident and
 their middle in the chunk store (cold bodies, resident bounds and slots).
@@ -15,6 +20,7 @@ their middle in the chunk store (cold bodies, resident bounds and slots).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 import torch
@@ -26,7 +32,7 @@ from ..errors import CacheStateError, InputError
 from ..kernels import merge_partials, segment_attention, tail_attention
 from ..token_types import TokenType
 from .allocation import fastv_ranking, layer_budgets
-from .chunk_store import ChunkStore, runs_of, slot_counts
+from .chunk_store import ChunkStore, ColdSource, runs_of, slot_counts
 from .chunking import chunk_groups
 from .context import CacheContext
 from .decode_eviction import DecodeEviction
@@ -48,7 +54,17 @@ from .stats import LayerHeads, storage_bytes
 class Phase(Enum):
     EMPTY = "empty"
     PREFILLED = "prefilled"
+    PARKED = "parked"
     COMPRESSED = "compressed"
+
+
+@dataclass
+class ParkedPrompt:
+    """The whole prompt KV of a layer, in the cold tier, waiting for the question that selects from it."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    key_valid: torch.Tensor
 
 
 _NOT_ATTACHED = (
@@ -89,6 +105,7 @@ class HybridLayer(CacheLayerMixin):
         self.turn_len = 0
         self.heads: LayerHeads | None = None
         self.row_lengths: list[int] = []  # real (unpadded) prompt tokens per row
+        self.parked: ParkedPrompt | None = None
         self._awaiting_attention = False
 
     # ------------------------------------------------------------------ CacheLayerMixin
@@ -161,7 +178,7 @@ class HybridLayer(CacheLayerMixin):
         n = -tokens_to_remove
         if n == 0 or self.phase is Phase.EMPTY:
             return
-        if self.phase is not Phase.COMPRESSED or n > self.tail_len:
+        if self.phase not in (Phase.COMPRESSED, Phase.PARKED) or n > self.tail_len:
             raise CacheStateError(
                 f"layer {self.layer_idx}: cannot remove {n} tokens, only the {self.tail_len} appended after the "
                 "compressed prompt can be removed; build a new cache to change the prompt"
@@ -171,23 +188,91 @@ class HybridLayer(CacheLayerMixin):
         self.logical_len -= n
         self.keys = self.tail_k[:, :, : self.tail_len]
         self.values = self.tail_v[:, :, : self.tail_len]
+        self._awaiting_attention = False  # what awaited attention (a failed forward) is gone
+        if self.parked is not None and self.tail_len == 0:
+            self._park_again()
 
     # ------------------------------------------------------------------ prefill compression
     def compress(self, query: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float) -> None:
-        """Classify heads from the observation window and keep, per head, what its type needs."""
+        """Classify heads from the observation window and keep, per head, what its type needs (or, in a
+        session that selects at question time, park the prompt until the question comes)."""
         if self.phase is not Phase.PREFILLED:
             raise CacheStateError(f"layer {self.layer_idx}: compress() called in phase {self.phase.value}")
         key, value = self.keys, self.values
-        b, hkv, length, _ = key.shape
+        b, _, length, _ = key.shape
         key_valid = key_validity(attention_mask, b, length, key.device)
         if self.layer_idx == 0:
-            self.ctx.prefill.clear()
             self.ctx.fit_to_prompt(int(key_valid.sum(-1).min()))
+        if self.ctx.park_prompt:
+            tier = self.ctx.tier
+            self.parked = ParkedPrompt(tier.store(key), tier.store(value), key_valid)
+            self.row_lengths = [int(n) for n in key_valid.sum(-1).tolist()]
+            self.keys = self.values = None  # the full prompt K/V on the accelerator is released here
+            self._park_again()
+            return
+        self._select(query, key, value, key_valid, scaling)
+
+    def select_for_question(self, query: torch.Tensor, scaling: float) -> torch.Tensor:
+        """Bring the parked prompt back, attend the tokens just appended (the question) over all of it, as a
+        prompt that ends with the question is prefilled, then compress it as that prompt would be: the
+        question's queries are the observation window, and the scores see its keys as the prompt's own.
+
+        Returns the question's attention output [B, q, H_q, D]; decoding then reads the compressed cache."""
+        if self.phase is not Phase.PARKED or self.parked is None:
+            raise CacheStateError(f"layer {self.layer_idx}: select_for_question() called in phase {self.phase.value}")
+        if self.tail_len == 0:
+            raise CacheStateError(
+                f"layer {self.layer_idx}: select_for_question() needs the question appended first (update)"
+            )
+        dev = query.device
+        p = self.parked
+        key, value, key_valid = p.keys.to(dev), p.values.to(dev), p.key_valid.to(dev)
+        b, hq, q, d = query.shape
+        seen_valid = torch.cat([key_valid, key_valid.new_ones(b, self.tail_len)], dim=-1)
+        out, _ = tail_attention(
+            query,
+            torch.cat([key, self.keys.to(key.dtype)], dim=-2),
+            torch.cat([value, self.values.to(value.dtype)], dim=-2),
+            scaling,
+            key_valid=seen_valid,
+        )
+        self._select(query, key, value, key_valid, scaling, question=self.keys)
+        return out.reshape(b, hq, q, d).transpose(1, 2).contiguous()
+
+    def _park_again(self) -> None:
+        """Drop what the last question selected; the prompt waits whole, in the cold tier, for the next one."""
+        self.hot = self.chunks = self.dyn_index = self.eviction = None
+        self.phase = Phase.PARKED
+        self._awaiting_attention = False
+
+    def _select(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_valid: torch.Tensor,
+        scaling: float,
+        question: torch.Tensor | None = None,
+    ) -> None:
+        """Compress the prompt ``key``/``value`` [B, H_kv, L, D] with the observation window of ``query``.
+
+        ``query`` ends the prompt (prefill), or ends ``question`` [B, H_kv, T, D], keys appended after the prompt
+        whose window attention counts in head scores, as a question in the prompt would.
+        """
+        b, hkv, length, _ = key.shape
+        if self.layer_idx == 0:
+            self.ctx.prefill.clear()
         cfg = self.ctx.config
         types = self._token_types(b, length, key.device)
+        seen_k, seen_valid, seen_types = key, key_valid, types
+        if question is not None:
+            t = question.shape[-2]
+            seen_k = torch.cat([key, question.to(key.dtype)], dim=-2)
+            seen_valid = torch.cat([key_valid, key_valid.new_ones(b, t)], dim=-1)
+            seen_types = torch.cat([types, types.new_full((b, t), int(TokenType.TEXT))], dim=-1)
         with self.ctx.recorder.timed("classify"):  # part of "compress"; reported to show its cost
-            win = analyse_window(query, key, key_valid, window=cfg.window, scaling=scaling)
-            scores = head_scores(cfg.score, win.probs, key_valid, types, top_ratio=cfg.score_top_ratio)
+            win = analyse_window(query, seen_k, seen_valid, window=cfg.window, scaling=scaling)
+            scores = head_scores(cfg.score, win.probs, seen_valid, seen_types, top_ratio=cfg.score_top_ratio)
             prior = None if cfg.profile is None else cfg.profile.static_types()[self.layer_idx]
             static = classify_static(
                 scores,
@@ -199,15 +284,16 @@ class HybridLayer(CacheLayerMixin):
                 prior=prior,
                 margin=cfg.margin,
             )
-        lengths = [int(n) for n in win.lengths.tolist()]
-        token_probs = win.probs
+        window_probs = win.probs[..., :length]  # the question's own keys are kept in full, beside the budget
+        lengths = [int(n) for n in key_valid.sum(-1).tolist()]
+        token_probs = window_probs
         if cfg.token_scores == "accumulated":  # H2O: every prompt query, not only the window
             token_probs = accumulated_attention(query, key, key_valid, scaling=scaling)
         importance = pooled_importance(token_probs, cfg.pooling_kernel)
         if cfg.selector == "fastv":
             importance = fastv_ranking(self.ctx, self.layer_idx, importance)
         budgets, split = layer_budgets(
-            self.ctx, self.layer_idx, static, scores, lengths, importance, key_valid, types, win.probs
+            self.ctx, self.layer_idx, static, scores, lengths, importance, key_valid, types, window_probs
         )
 
         # static heads: their selector's choice; dynamic heads: sinks (+ window, below) stay resident
@@ -245,7 +331,10 @@ class HybridLayer(CacheLayerMixin):
             hot_tokens=hot_tokens,
             cold_tokens=cold_tokens,
         )
-        self.keys = self.values = None  # the full prompt K/V is released here
+        # the full prompt K/V is released here; what stays is the tail (the question, when it selected)
+        self.keys = self.values = None
+        if self.tail_len:
+            self.keys, self.values = self.tail_k[:, :, : self.tail_len], self.tail_v[:, :, : self.tail_len]
         self.phase = Phase.COMPRESSED
         self._awaiting_attention = False
         if self.layer_idx == self.ctx.num_layers - 1:
@@ -345,6 +434,11 @@ class HybridLayer(CacheLayerMixin):
             torch.tensor(segments, device=key.device), torch.tensor(n_slots, device=key.device)
         )
         self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
+        source = None
+        if self.parked is not None:  # the bodies are in the parked copy already: read chunks from it
+            rows = [(bi * hkv + hi) * length + _positions(body, length) for bi, hi, body, *_ in plan]
+            pk, pv = self.parked.keys, self.parked.values
+            source = ColdSource(pk.view(-1, pk.shape[-1]), pv.view(-1, pv.shape[-1]), rows)
         self.chunks = ChunkStore(
             bodies_k,
             bodies_v,
@@ -357,6 +451,7 @@ class HybridLayer(CacheLayerMixin):
             device=key.device,
             scoring=cfg.chunk_scoring,
             chunk_sizes=sizes,
+            source=source,
         )
         self.dyn_index = torch.tensor([(bi, hi) for bi, hi, *_ in plan], dtype=torch.long, device=key.device)
         # warm the slots with the chunks the observation window itself would pick
@@ -424,7 +519,8 @@ class HybridLayer(CacheLayerMixin):
         return own + (self.chunks.hot_tensors() if self.chunks is not None else [])
 
     def cold_tensors(self) -> list[torch.Tensor]:
-        return self.chunks.cold_tensors() if self.chunks is not None else []
+        parked = [] if self.parked is None else [self.parked.keys, self.parked.values]
+        return parked + (self.chunks.cold_tensors() if self.chunks is not None else [])
 
     def hot_bytes(self) -> int:
         return storage_bytes(self.hot_tensors())
@@ -438,3 +534,10 @@ class HybridLayer(CacheLayerMixin):
             return 0
         itemsize = torch.empty((), dtype=self.dtype).element_size()
         return 2 * self.batch * self.kv_heads * self.logical_len * self.head_dim * itemsize
+
+
+def _positions(body: slice | torch.Tensor, length: int) -> torch.Tensor:
+    """A body's prompt positions, on the host (where the cold tier indexes them)."""
+    if isinstance(body, slice):
+        return torch.arange(length)[body]
+    return body.cpu()
