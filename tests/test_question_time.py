@@ -128,7 +128,9 @@ def test_question_time_session_compresses_per_question_and_reports_the_parked_co
         first = chat.ask(" Describe the image.", max_new_tokens=4)
         other = chat.ask(" What colour is the top left corner of the image?", max_new_tokens=4)
         again = chat.ask(" Describe the image.", max_new_tokens=4)
-        heads = chat.cache.stats().heads
+        stats = chat.cache.stats()
+        heads = stats.heads
+        assert stats.time_s["question"] > 0  # the per-question read and selection, timed apart from decoding
         parked = sum(2 * layer.parked.keys.nbytes for layer in chat.cache.layers)
     assert first.text == again.text
     assert torch.equal(first.result.new_tokens, again.result.new_tokens)
@@ -143,3 +145,14 @@ def test_select_at_is_validated():
         HybridKVConfig(select_at="answer")
     with pytest.raises(ConfigError, match="h2o"):
         get_method("h2o", select_at="question")
+
+
+def test_question_time_on_the_disk_tier_answers_as_on_the_host(tiny, tmp_path):
+    loaded = tiny("qwen3")
+    context = "Here is a list: 1. apple 2. river 3. stone 4. cloud 5. maple. " * 6
+    answers = []
+    for tier in ("host", "disk"):
+        method = get_method("hybridkv", budget=0.3, select_at="question", cold_tier=tier, cold_dir=str(tmp_path))
+        with Session(loaded, method, context=context) as chat:
+            answers.append([chat.ask(q, max_new_tokens=5).result.new_tokens for q in (" Item 2?", " Item 4?")])
+    assert all(torch.equal(a, b) for a, b in zip(*answers, strict=True))

@@ -54,7 +54,7 @@ def hybridkv_attention(
             layer.compress(query, attention_mask, scaling)
         return out, None
     if layer.phase is Phase.PARKED:  # a question arrives at a parked prompt: it is prefilled, then selects
-        with cache.ctx.recorder.timed("compress"):
+        with cache.ctx.recorder.timed("question"):  # reads the parked prompt back: the per-question cost
             return layer.select_for_question(query, scaling), None
     with cache.ctx.recorder.timed("decode_attention"):
         return layer.attend(query, scaling), None

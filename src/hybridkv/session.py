@@ -6,6 +6,8 @@ retrieves by the decoding query (HybridKV's dynamic heads, Quest) can still adap
 
 Each :meth:`Session.ask` appends the question and its answer after the compressed context and removes
 them again afterwards (``Cache.crop``), so every question sees exactly the same compressed context.
+With ``select_at="question"`` in the method's config, the context waits whole in the cold tier and is
+compressed afresh for each question, with that question's queries (docs/method.md, section 6).
 
     from hybridkv import Session, get_method, load_model
     loaded = load_model("embedded")
