@@ -228,15 +228,12 @@ class HybridLayer(CacheLayerMixin):
         p = self.parked
         key, value, key_valid = p.keys.to(dev), p.values.to(dev), p.key_valid.to(dev)
         b, hq, q, d = query.shape
+        seen_k = torch.cat([key, self.keys.to(key.dtype)], dim=-2)
         seen_valid = torch.cat([key_valid, key_valid.new_ones(b, self.tail_len)], dim=-1)
         out, _ = tail_attention(
-            query,
-            torch.cat([key, self.keys.to(key.dtype)], dim=-2),
-            torch.cat([value, self.values.to(value.dtype)], dim=-2),
-            scaling,
-            key_valid=seen_valid,
+            query, seen_k, torch.cat([value, self.values.to(value.dtype)], dim=-2), scaling, key_valid=seen_valid
         )
-        self._select(query, key, value, key_valid, scaling, question=self.keys)
+        self._select(query, key, value, key_valid, scaling, seen=(seen_k, seen_valid))
         return out.reshape(b, hq, q, d).transpose(1, 2).contiguous()
 
     def _park_again(self) -> None:
@@ -252,24 +249,23 @@ class HybridLayer(CacheLayerMixin):
         value: torch.Tensor,
         key_valid: torch.Tensor,
         scaling: float,
-        question: torch.Tensor | None = None,
+        seen: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         """Compress the prompt ``key``/``value`` [B, H_kv, L, D] with the observation window of ``query``.
 
-        ``query`` ends the prompt (prefill), or ends ``question`` [B, H_kv, T, D], keys appended after the prompt
-        whose window attention counts in head scores, as a question in the prompt would.
+        ``query`` ends the prompt (prefill), or ends ``seen`` (keys [B, H_kv, L + T, D] and validity [B, L + T]:
+        the prompt then a question appended after it, whose keys count in head scores as a question in the
+        prompt would, as text).
         """
         b, hkv, length, _ = key.shape
         if self.layer_idx == 0:
             self.ctx.prefill.clear()
         cfg = self.ctx.config
         types = self._token_types(b, length, key.device)
-        seen_k, seen_valid, seen_types = key, key_valid, types
-        if question is not None:
-            t = question.shape[-2]
-            seen_k = torch.cat([key, question.to(key.dtype)], dim=-2)
-            seen_valid = torch.cat([key_valid, key_valid.new_ones(b, t)], dim=-1)
-            seen_types = torch.cat([types, types.new_full((b, t), int(TokenType.TEXT))], dim=-1)
+        seen_k, seen_valid = (key, key_valid) if seen is None else seen
+        seen_types = types
+        if seen_k.shape[-2] > length:
+            seen_types = torch.cat([types, types.new_full((b, seen_k.shape[-2] - length), int(TokenType.TEXT))], -1)
         with self.ctx.recorder.timed("classify"):  # part of "compress"; reported to show its cost
             win = analyse_window(query, seen_k, seen_valid, window=cfg.window, scaling=scaling)
             scores = head_scores(cfg.score, win.probs, seen_valid, seen_types, top_ratio=cfg.score_top_ratio)
