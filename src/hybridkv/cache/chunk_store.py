@@ -73,7 +73,6 @@ class ChunkStore:
             chunk_sizes = [runs_of(t.shape[0], c) for t in tokens_k]
         n_chunks = torch.tensor([len(sizes) for sizes in chunk_sizes], dtype=torch.long)
         bodies_k = [_pad_chunks(t, sizes, c) for t, sizes in zip(tokens_k, chunk_sizes, strict=True)]
-        bodies_v = [_pad_chunks(t, sizes, c) for t, sizes in zip(tokens_v, chunk_sizes, strict=True)]
         self.n_heads = len(bodies_k)
         head_dim = bodies_k[0].shape[2]
         seg_dtype = torch.int16 if max(segments) < 2**15 else torch.int32
@@ -96,6 +95,7 @@ class ChunkStore:
         # cold bodies, packed head after head: stored, or token indices into a cold copy already held
         self.source = source
         if source is None:
+            bodies_v = [_pad_chunks(t, sizes, c) for t, sizes in zip(tokens_v, chunk_sizes, strict=True)]
             self.cold_k = tier.store(torch.cat(bodies_k))
             self.cold_v = tier.store(torch.cat(bodies_v))
         else:

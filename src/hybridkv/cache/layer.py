@@ -400,7 +400,7 @@ class HybridLayer(CacheLayerMixin):
         if cfg.chunk_shape == "sequence" or layout is None:
             n = body.stop - body.start if isinstance(body, slice) else body.shape[0]
             return body, runs_of(n, cfg.chunk_size)
-        positions = torch.arange(body.start, body.stop) if isinstance(body, slice) else body
+        positions = _positions(body)
         return chunk_groups(positions, layout[row], cfg.chunk_size)
 
     def _store(
@@ -432,7 +432,7 @@ class HybridLayer(CacheLayerMixin):
         self.hot = HotStore(key[resident], value[resident], resident_seg, slot_seg, cfg.chunk_size)
         source = None
         if self.parked is not None:  # the bodies are in the parked copy already: read chunks from it
-            rows = [(bi * hkv + hi) * length + _positions(body, length) for bi, hi, body, *_ in plan]
+            rows = [(bi * hkv + hi) * length + _positions(body).cpu() for bi, hi, body, *_ in plan]
             pk, pv = self.parked.keys, self.parked.values
             source = ColdSource(pk.view(-1, pk.shape[-1]), pv.view(-1, pv.shape[-1]), rows)
         self.chunks = ChunkStore(
@@ -532,8 +532,6 @@ class HybridLayer(CacheLayerMixin):
         return 2 * self.batch * self.kv_heads * self.logical_len * self.head_dim * itemsize
 
 
-def _positions(body: slice | torch.Tensor, length: int) -> torch.Tensor:
-    """A body's prompt positions, on the host (where the cold tier indexes them)."""
-    if isinstance(body, slice):
-        return torch.arange(length)[body]
-    return body.cpu()
+def _positions(body: slice | torch.Tensor) -> torch.Tensor:
+    """A dynamic head's body as prompt positions (a slice is a run of them)."""
+    return torch.arange(body.start, body.stop) if isinstance(body, slice) else body
